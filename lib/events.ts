@@ -1,0 +1,72 @@
+/**
+ * What the kernel tells user space besides sysfs contents: the kernel log (dmesg) and
+ * uevents. Both are bounded rings with live subscribers; time comes from the caller's clock
+ * so the model stays pure.
+ */
+export type KlogLevel = 'err' | 'warn' | 'notice' | 'info'
+
+export interface KlogRecord { seq: number, usec: number, level: KlogLevel, text: string }
+
+export type UeventAction = 'add' | 'remove' | 'change' | 'bind' | 'unbind'
+
+export interface Uevent {
+  seq: number
+  usec: number
+  action: UeventAction
+  /** `/devices/...` as in the kernel's DEVPATH. */
+  devpath: string
+  subsystem: string
+  /** Extra variables in emission order (DEVTYPE, DRIVER, APMASK, ...). */
+  env: Array<[string, string]>
+}
+
+class Ring<T extends { seq: number }> {
+  private readonly items: T[] = []
+  private readonly subscribers = new Set<(item: T) => void>()
+  private seq = 0
+
+  constructor (private readonly capacity: number) {}
+
+  protected push (make: (seq: number) => T): T {
+    const item = make(++this.seq)
+    this.items.push(item)
+    if (this.items.length > this.capacity) this.items.shift()
+    for (const fn of this.subscribers) fn(item)
+    return item
+  }
+
+  records (sinceSeq = 0): T[] { return this.items.filter(i => i.seq > sinceSeq) }
+
+  subscribe (fn: (item: T) => void): () => void {
+    this.subscribers.add(fn)
+    return () => { this.subscribers.delete(fn) }
+  }
+}
+
+export type Clock = () => number
+
+export class KernelLog extends Ring<KlogRecord> {
+  constructor (private readonly clockUsec: Clock, capacity = 8192) { super(capacity) }
+
+  log (level: KlogLevel, text: string): KlogRecord {
+    return this.push(seq => ({ seq, usec: this.clockUsec(), level, text }))
+  }
+
+  warn (text: string): KlogRecord { return this.log('warn', text) }
+  info (text: string): KlogRecord { return this.log('info', text) }
+}
+
+/** `[    1.234567] text`, as dmesg prints a record. */
+export function formatKlog (r: KlogRecord): string {
+  const sec = Math.floor(r.usec / 1e6)
+  const frac = String(r.usec % 1e6).padStart(6, '0')
+  return `[${String(sec).padStart(5, ' ')}.${frac}] ${r.text}`
+}
+
+export class UeventLog extends Ring<Uevent> {
+  constructor (private readonly clockUsec: Clock, capacity = 65536) { super(capacity) }
+
+  emit (action: UeventAction, devpath: string, subsystem: string, env: Array<[string, string]> = []): Uevent {
+    return this.push(seq => ({ seq, usec: this.clockUsec(), action, devpath, subsystem, env }))
+  }
+}

@@ -1,0 +1,255 @@
+/**
+ * The virtual sysfs layer: directories, attributes and links resolved from the model on
+ * demand, and the open-file semantics of kernfs (per-open snapshots, one store per write(2),
+ * permission checks that bind root too). Pure and synchronous; the FUSE adapter only maps
+ * operations onto `Sysfs`.
+ */
+import { fail, isSysfsError, type Errno } from './errors.js'
+
+export type Kind = 'dir' | 'attr' | 'link'
+
+export interface AttrNode {
+  kind: 'attr'
+  mode: number
+  show?: () => string
+  store?: (data: string) => void
+}
+/** `target` is a path from the tree root without the leading slash, e.g. `devices/ap/card04`. */
+export interface LinkNode { kind: 'link', target: string }
+export interface DirNode {
+  kind: 'dir'
+  entries: () => DirEntry[]
+  lookup: (name: string) => Node | undefined
+}
+export type Node = AttrNode | LinkNode | DirNode
+export interface DirEntry { name: string, kind: Kind }
+
+// ---------------------------------------------------------------------------------------
+// Declarations: each model declares the entries of its directory once, as a table.
+
+export interface AttrDecl<C> {
+  name: string
+  mode: number
+  show?: (c: C) => string
+  store?: (c: C, data: string) => void
+  /** Absent when this returns false (e.g. zcrypt attributes of an unbound queue). */
+  visible?: (c: C) => boolean
+}
+export interface LinkDecl<C> { name: string, link: (c: C) => string | undefined }
+export interface SubdirDecl<C> { name: string, dir: (c: C) => DirNode | undefined }
+/** A family of entries named by the model (cards of the bus, mdevs of the matrix, ...). */
+export interface SetDecl<C> {
+  kind: Kind
+  names: (c: C) => Iterable<string>
+  lookup: (c: C, name: string) => Node | undefined
+}
+export type EntryDecl<C> = AttrDecl<C> | LinkDecl<C> | SubdirDecl<C> | SetDecl<C>
+
+const isSet = <C>(d: EntryDecl<C>): d is SetDecl<C> => 'names' in d
+const isLink = <C>(d: EntryDecl<C>): d is LinkDecl<C> => 'link' in d
+const isSubdir = <C>(d: EntryDecl<C>): d is SubdirDecl<C> => 'dir' in d
+
+export function attrNode<C> (d: AttrDecl<C>, c: C): AttrNode {
+  const { show, store } = d
+  return {
+    kind: 'attr',
+    mode: d.mode,
+    show: show && (() => show(c)),
+    store: store && ((data: string) => store(c, data))
+  }
+}
+
+export class DirType<C> {
+  private readonly fixed = new Map<string, AttrDecl<C> | LinkDecl<C> | SubdirDecl<C>>()
+  private readonly order: Array<AttrDecl<C> | LinkDecl<C> | SubdirDecl<C>> = []
+  private readonly sets: Array<SetDecl<C>> = []
+
+  constructor (decls: Array<EntryDecl<C>>) {
+    for (const d of decls) {
+      if (isSet(d)) { this.sets.push(d); continue }
+      if (this.fixed.has(d.name)) throw new Error(`duplicate sysfs entry ${d.name}`)
+      this.fixed.set(d.name, d)
+      this.order.push(d)
+    }
+  }
+
+  private node (d: AttrDecl<C> | LinkDecl<C> | SubdirDecl<C>, c: C): Node | undefined {
+    if (isLink(d)) {
+      const target = d.link(c)
+      return target === undefined ? undefined : { kind: 'link', target }
+    }
+    if (isSubdir(d)) return d.dir(c)
+    if (d.visible !== undefined && !d.visible(c)) return undefined
+    return attrNode(d, c)
+  }
+
+  instance (c: C): DirNode {
+    return {
+      kind: 'dir',
+      lookup: (name: string) => {
+        const d = this.fixed.get(name)
+        if (d !== undefined) return this.node(d, c)
+        for (const s of this.sets) {
+          const n = s.lookup(c, name)
+          if (n !== undefined) return n
+        }
+        return undefined
+      },
+      entries: () => {
+        const out: DirEntry[] = []
+        for (const d of this.order) {
+          const n = this.node(d, c)
+          if (n !== undefined) out.push({ name: d.name, kind: n.kind })
+        }
+        for (const s of this.sets) for (const name of s.names(c)) out.push({ name, kind: s.kind })
+        return out
+      }
+    }
+  }
+}
+
+/** A directory with only the named entries, for plumbing directories. */
+export function staticDir (entries: Record<string, () => Node | undefined>): DirNode {
+  return new DirType<null>(Object.entries(entries).map(([name, make]) => ({ name, dir: () => make() as DirNode | undefined })))
+    .instance(null)
+}
+
+// ---------------------------------------------------------------------------------------
+// Paths
+
+export function splitPath (path: string): string[] {
+  return path.split('/').filter(p => p !== '' && p !== '.')
+}
+
+/** Walks `path` from `root`. ENOENT for a missing component, ENOTDIR through a non-directory. */
+export function resolve (root: DirNode, path: string): Node {
+  let node: Node = root
+  for (const part of splitPath(path)) {
+    if (node.kind !== 'dir') fail('ENOTDIR', `${path}: ${part} is below a non-directory`)
+    const next: Node | undefined = part === '..' ? undefined : node.lookup(part)
+    if (next === undefined) fail('ENOENT', `${path}: no such entry`)
+    node = next
+  }
+  return node
+}
+
+/**
+ * The relative link text kernfs writes: up from the link's directory to the nearest
+ * directory that is also an ancestor of the target, then down to the target.
+ */
+export function relativeLink (linkPath: string, target: string): string {
+  const from = splitPath(linkPath).slice(0, -1)
+  const to = splitPath(target)
+  const toParent = to.slice(0, -1)
+  let common = 0
+  while (common < from.length && common < toParent.length && from[common] === toParent[common]) common++
+  return '../'.repeat(from.length - common) + to.slice(common).join('/')
+}
+
+// ---------------------------------------------------------------------------------------
+// Open files
+
+export const PAGE_SIZE = 4096
+/** sysfs clamps what a show routine returns to PAGE_SIZE - 1 bytes. */
+export const SHOW_MAX = PAGE_SIZE - 1
+
+export const O_ACCMODE = 3
+export const O_RDONLY = 0
+export const O_WRONLY = 1
+export const O_RDWR = 2
+
+export interface Stat { kind: Kind, mode: number, size: number, nlink: number }
+
+export interface StoreRecord { path: string, data: string, ok: boolean, errno?: Errno, why?: string }
+
+interface Handle { path: string, node: AttrNode, snap: Buffer | undefined }
+
+/**
+ * The file-level behaviour of kernfs over a tree. Each method is one filesystem operation
+ * and throws SysfsError with the errno the caller must see.
+ */
+export class Sysfs {
+  private readonly handles = new Map<number, Handle>()
+  private nextFh = 1
+
+  constructor (readonly root: DirNode, private readonly onStore?: (r: StoreRecord) => void) {}
+
+  resolve (path: string): Node { return resolve(this.root, path) }
+
+  stat (path: string): Stat {
+    const n = this.resolve(path)
+    switch (n.kind) {
+      case 'dir': return { kind: 'dir', mode: 0o40755, size: 0, nlink: 2 }
+      case 'link': return { kind: 'link', mode: 0o120777, size: 0, nlink: 1 }
+      case 'attr': return { kind: 'attr', mode: 0o100000 | n.mode, size: PAGE_SIZE, nlink: 1 }
+    }
+  }
+
+  readdir (path: string): DirEntry[] {
+    const n = this.resolve(path)
+    if (n.kind !== 'dir') fail('ENOTDIR', `${path} is not a directory`)
+    return n.entries()
+  }
+
+  readlink (path: string): string {
+    const n = this.resolve(path)
+    if (n.kind !== 'link') fail('EINVAL', `${path} is not a link`)
+    return relativeLink(path, n.target)
+  }
+
+  /** kernfs_fop_open: the mode bits and the presence of show/store bind root as well. */
+  open (path: string, flags: number): number {
+    const n = this.resolve(path)
+    if (n.kind === 'dir') fail('EISDIR', `${path} is a directory`)
+    if (n.kind !== 'attr') fail('ENOENT', `${path}: dangling`)
+    const acc = flags & O_ACCMODE
+    if ((acc === O_RDONLY || acc === O_RDWR) && ((n.mode & 0o444) === 0 || n.show === undefined)) fail('EACCES', `${path} is not readable`)
+    if ((acc === O_WRONLY || acc === O_RDWR) && ((n.mode & 0o222) === 0 || n.store === undefined)) fail('EACCES', `${path} is not writable`)
+    let fh = this.nextFh
+    while (this.handles.has(fh)) fh = fh >= 0xffffffff ? 1 : fh + 1
+    this.nextFh = fh >= 0xffffffff ? 1 : fh + 1
+    this.handles.set(fh, { path, node: n, snap: undefined })
+    return fh
+  }
+
+  private handle (fh: number): Handle {
+    const h = this.handles.get(fh)
+    if (h === undefined) fail('EINVAL', `bad file handle ${fh}`)
+    return h
+  }
+
+  /** Like seq_file: the text is generated at offset 0 and later reads see that snapshot. */
+  read (fh: number, pos: number, len: number): Buffer {
+    const h = this.handle(fh)
+    if (pos === 0 || h.snap === undefined) {
+      const show = h.node.show
+      if (show === undefined) fail('EACCES', `${h.path} is not readable`)
+      const text = Buffer.from(show(), 'latin1')
+      h.snap = text.length > SHOW_MAX ? text.subarray(0, SHOW_MAX) : text
+    }
+    if (pos >= h.snap.length) return Buffer.alloc(0)
+    return h.snap.subarray(pos, Math.min(h.snap.length, pos + len))
+  }
+
+  /** One write(2) is one store of at most a page; the offset does not matter. */
+  write (fh: number, data: Buffer): number {
+    const h = this.handle(fh)
+    const store = h.node.store
+    if (store === undefined) fail('EACCES', `${h.path} is not writable`)
+    const count = Math.min(data.length, PAGE_SIZE)
+    if (count === 0) return 0
+    const text = data.toString('latin1', 0, count)
+    try {
+      store(text)
+    } catch (e) {
+      if (isSysfsError(e)) this.onStore?.({ path: h.path, data: text, ok: false, errno: e.code, why: e.why })
+      throw e
+    }
+    this.onStore?.({ path: h.path, data: text, ok: true })
+    return count
+  }
+
+  release (fh: number): void { this.handles.delete(fh) }
+
+  openHandles (): number { return this.handles.size }
+}
