@@ -16,18 +16,14 @@ export class Mask {
     for (const id of ids) this.set(id)
   }
 
-  static all (): Mask {
+  /** Ids 0..max inclusive (bitset's own setRange miscounts at word ends, so bit by bit). */
+  static upTo (max: number): Mask {
     const m = new Mask()
-    m.bits.setRange(0, AP_IDS - 1, 1)
+    for (let id = 0; id <= Math.min(max, AP_IDS - 1); id++) m.bits.set(id, 1)
     return m
   }
 
-  /** Ids 0..max inclusive. */
-  static upTo (max: number): Mask {
-    const m = new Mask()
-    if (max >= 0) m.bits.setRange(0, Math.min(max, AP_IDS - 1), 1)
-    return m
-  }
+  static all (): Mask { return Mask.upTo(AP_IDS - 1) }
 
   has (id: number): boolean { return id >= 0 && id < AP_IDS && this.bits.get(id) === 1 }
   set (id: number, on = true): this { this.bits.set(id, on ? 1 : 0); return this }

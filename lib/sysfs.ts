@@ -8,11 +8,16 @@ import { fail, isSysfsError, type Errno } from './errors.js'
 
 export type Kind = 'dir' | 'attr' | 'link'
 
+/** A store either completes at once or, like a blocking kernel store, when its promise settles. */
+export type StoreResult = void | Promise<void>
+
 export interface AttrNode {
   kind: 'attr'
   mode: number
   show?: () => string
-  store?: (data: string) => void
+  store?: (data: string) => StoreResult
+  /** Largest text a read returns; sysfs clamps to PAGE_SIZE - 1, debugfs does not. */
+  limit?: number
 }
 /** `target` is a path from the tree root without the leading slash, e.g. `devices/ap/card04`. */
 export interface LinkNode { kind: 'link', target: string }
@@ -31,7 +36,8 @@ export interface AttrDecl<C> {
   name: string
   mode: number
   show?: (c: C) => string
-  store?: (c: C, data: string) => void
+  store?: (c: C, data: string) => StoreResult
+  limit?: number
   /** Absent when this returns false (e.g. zcrypt attributes of an unbound queue). */
   visible?: (c: C) => boolean
 }
@@ -54,6 +60,7 @@ export function attrNode<C> (d: AttrDecl<C>, c: C): AttrNode {
   return {
     kind: 'attr',
     mode: d.mode,
+    limit: d.limit,
     show: show && (() => show(c)),
     store: store && ((data: string) => store(c, data))
   }
@@ -225,28 +232,40 @@ export class Sysfs {
       const show = h.node.show
       if (show === undefined) fail('EACCES', `${h.path} is not readable`)
       const text = Buffer.from(show(), 'latin1')
-      h.snap = text.length > SHOW_MAX ? text.subarray(0, SHOW_MAX) : text
+      const limit = h.node.limit ?? SHOW_MAX
+      h.snap = text.length > limit ? text.subarray(0, limit) : text
     }
     if (pos >= h.snap.length) return Buffer.alloc(0)
     return h.snap.subarray(pos, Math.min(h.snap.length, pos + len))
   }
 
-  /** One write(2) is one store of at most a page; the offset does not matter. */
-  write (fh: number, data: Buffer): number {
+  /**
+   * One write(2) is one store of at most a page; the offset does not matter. A store that
+   * blocks in the kernel (mdev `remove` of a device a guest holds) returns a promise.
+   */
+  write (fh: number, data: Buffer): number | Promise<number> {
     const h = this.handle(fh)
     const store = h.node.store
     if (store === undefined) fail('EACCES', `${h.path} is not writable`)
     const count = Math.min(data.length, PAGE_SIZE)
     if (count === 0) return 0
     const text = data.toString('latin1', 0, count)
+    const done = (e?: unknown): void => {
+      if (e === undefined) this.onStore?.({ path: h.path, data: text, ok: true })
+      else if (isSysfsError(e)) this.onStore?.({ path: h.path, data: text, ok: false, errno: e.code, why: e.why })
+    }
+    let result: StoreResult
     try {
-      store(text)
+      result = store(text)
     } catch (e) {
-      if (isSysfsError(e)) this.onStore?.({ path: h.path, data: text, ok: false, errno: e.code, why: e.why })
+      done(e)
       throw e
     }
-    this.onStore?.({ path: h.path, data: text, ok: true })
-    return count
+    if (result === undefined) {
+      done()
+      return count
+    }
+    return result.then(() => { done(); return count }, (e: unknown) => { done(e); throw e })
   }
 
   release (fh: number): void { this.handles.delete(fh) }

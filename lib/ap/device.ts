@@ -1,0 +1,201 @@
+/**
+ * AP devices: cards (`cardXX`) and queues (`XX.YYYY`), the state the AP bus core keeps for
+ * them, and the attributes the bus core gives every card and queue (ap_card.c, ap_queue.c).
+ * Driver-specific attributes live with their drivers (zcrypt.ts, ../vfio/).
+ */
+import { fail } from '../errors.js'
+import { sscanfInt } from '../parse.js'
+import type { AttrDecl } from '../sysfs.js'
+import type { AdapterMode } from '../topology.js'
+import type { ApBus } from './bus.js'
+
+export const cardName = (apid: number): string => `card${apid.toString(16).padStart(2, '0')}`
+export const queueName = (apid: number, apqi: number): string => `${apid.toString(16).padStart(2, '0')}.${apqi.toString(16).padStart(4, '0')}`
+export const apqnText = queueName
+
+export type DriverName = 'cex4card' | 'cex4queue' | 'vfio_ap'
+
+/** AP device states that sysfs exposes (ap_bus.h). */
+export type DevState = 'uninitiated' | 'operating' | 'shutdown' | 'error'
+/** The queue state machine, only as far as `reset` shows it. */
+export type SmState = 'reset_start' | 'idle'
+
+/** Mode bits of the TAPQ facility word. */
+export const FAC_ACCEL = 0x08000000
+export const FAC_CCA = 0x10000000
+export const FAC_EP11 = 0x04000000
+
+export function modeOf (functions: number): AdapterMode | undefined {
+  if ((functions & FAC_ACCEL) !== 0) return 'accel'
+  if ((functions & FAC_CCA) !== 0) return 'cca'
+  if ((functions & FAC_EP11) !== 0) return 'ep11'
+  return undefined
+}
+
+const hex8 = (v: number): string => '0x' + (v >>> 0).toString(16).toUpperCase().padStart(8, '0')
+
+export class Card {
+  config = true
+  chkstop = false
+  requestCount = 0n
+  driver: DriverName | undefined
+  /** zcrypt's own online flag (the `online` file also needs config and no checkstop). */
+  zcryptOnline = true
+  readonly queues = new Map<number, Queue>()
+
+  constructor (
+    readonly bus: ApBus,
+    readonly id: number,
+    readonly rawType: number,
+    readonly hwtype: number,
+    /** The unfiltered facility word; the card shows only its top 16 bits. */
+    readonly functions: number,
+    readonly depth: number,
+    readonly ml: number,
+    readonly serial: string
+  ) {}
+
+  get name (): string { return cardName(this.id) }
+  get devpath (): string { return `/devices/ap/${this.name}` }
+  get treePath (): string { return `devices/ap/${this.name}` }
+  get cardFunctions (): number { return (this.functions & 0xffff0000) >>> 0 }
+  get mode (): AdapterMode | undefined { return modeOf(this.functions) }
+  get online (): boolean { return this.config && !this.chkstop && this.zcryptOnline }
+  get maxMsgSize (): number { return this.ml !== 0 ? this.ml * 4096 : 12288 }
+
+  /** Queues in ascending domain order. */
+  sortedQueues (): Queue[] { return [...this.queues.values()].sort((a, b) => a.apqi - b.apqi) }
+
+  uevent (): Array<[string, string]> {
+    const env: Array<[string, string]> = [['DEVTYPE', 'ap_card']]
+    if (this.driver !== undefined) env.push(['DRIVER', this.driver])
+    env.push(['DEV_TYPE', this.hwtype.toString(16).toUpperCase().padStart(4, '0')])
+    env.push(['MODALIAS', `ap:t${this.hwtype.toString(16).toUpperCase().padStart(2, '0')}`])
+    const mode = this.mode
+    if (mode !== undefined) env.push(['MODE', mode])
+    return env
+  }
+}
+
+export class Queue {
+  config = true
+  chkstop = false
+  devState: DevState = 'uninitiated'
+  smState: SmState = 'reset_start'
+  requestCount = 0n
+  driver: DriverName | undefined
+  zcryptOnline = true
+  /** 6.19 driver_override; undefined when unset. */
+  driverOverride: string | undefined
+  /** Queue resets (ZAPQ) issued by vfio_ap; the simulator counts them. */
+  resets = 0
+  /** Result of the last reset vfio_ap issued (its filter looks at it). */
+  resetResult: 'normal' | 'deconfigured' | 'checkstopped' | 'failed' = 'normal'
+
+  constructor (readonly card: Card, readonly apqi: number) {}
+
+  get apid (): number { return this.card.id }
+  get name (): string { return queueName(this.card.id, this.apqi) }
+  get devpath (): string { return `${this.card.devpath}/${this.name}` }
+  get treePath (): string { return `${this.card.treePath}/${this.name}` }
+  get online (): boolean { return this.config && !this.chkstop && this.zcryptOnline }
+
+  /** ap_queue_init_state: reset and start operating, unless the hardware says otherwise. */
+  initialise (): void {
+    if (this.config && !this.chkstop) {
+      this.devState = 'operating'
+      this.smState = 'idle'
+    } else {
+      this.devState = 'error'
+      this.smState = 'reset_start'
+    }
+  }
+
+  uevent (): Array<[string, string]> {
+    const env: Array<[string, string]> = [['DEVTYPE', 'ap_queue']]
+    if (this.driver !== undefined) env.push(['DRIVER', this.driver])
+    const mode = this.card.mode
+    if (mode !== undefined) env.push(['MODE', mode])
+    return env
+  }
+}
+
+export const ueventText = (env: Array<[string, string]>): string => env.map(([k, v]) => `${k}=${v}\n`).join('')
+
+/** sscanf("%d") that must yield 0 or 1, as the config and online stores use it. */
+export function parseZeroOne (buf: string, what: string): boolean {
+  const v = sscanfInt(buf, 'd')
+  if (v !== 0 && v !== 1) fail('EINVAL', `${what}: ${JSON.stringify(buf)} is not 0 or 1`)
+  return v === 1
+}
+
+// ---------------------------------------------------------------------------------------
+// Bus-core attributes of a card (ap_card.c)
+
+export const cardCoreAttrs: Array<AttrDecl<Card>> = [
+  { name: 'hwtype', mode: 0o444, show: c => `${c.hwtype}\n` },
+  { name: 'raw_hwtype', mode: 0o444, show: c => `${c.rawType}\n` },
+  { name: 'depth', mode: 0o444, show: c => `${c.depth}\n` },
+  { name: 'ap_functions', mode: 0o444, show: c => `${hex8(c.cardFunctions)}\n` },
+  {
+    name: 'request_count',
+    mode: 0o644,
+    show: c => `${c.requestCount}\n`,
+    store: c => {
+      c.requestCount = 0n
+      for (const q of c.queues.values()) if (q.driver !== undefined) q.requestCount = 0n
+    }
+  },
+  { name: 'requestq_count', mode: 0o444, show: () => '0\n' },
+  { name: 'pendingq_count', mode: 0o444, show: () => '0\n' },
+  { name: 'modalias', mode: 0o444, show: c => `ap:t${c.hwtype.toString(16).toUpperCase().padStart(2, '0')}\n` },
+  {
+    name: 'config',
+    mode: 0o644,
+    show: c => `${c.config ? 1 : 0}\n`,
+    store: (c, buf) => c.bus.storeCardConfig(c, parseZeroOne(buf, 'config'))
+  },
+  { name: 'chkstop', mode: 0o444, show: c => `${c.chkstop ? 1 : 0}\n` },
+  { name: 'max_msg_size', mode: 0o444, show: c => `${c.maxMsgSize}\n` },
+  { name: 'uevent', mode: 0o644, show: c => ueventText(c.uevent()), store: (c, buf) => c.bus.synthUevent(c, buf) }
+]
+
+// ---------------------------------------------------------------------------------------
+// Bus-core attributes of a queue (ap_queue.c)
+
+export const queueCoreAttrs: Array<AttrDecl<Queue>> = [
+  {
+    name: 'request_count',
+    mode: 0o644,
+    show: q => q.devState === 'uninitiated' ? '-\n' : `${q.requestCount}\n`,
+    store: q => { q.requestCount = 0n }
+  },
+  { name: 'requestq_count', mode: 0o444, show: () => '0\n' },
+  { name: 'pendingq_count', mode: 0o444, show: () => '0\n' },
+  {
+    name: 'reset',
+    mode: 0o644,
+    show: q => q.smState === 'reset_start' ? 'Reset in progress.\n' : 'No Reset Timer set.\n',
+    store: q => {
+      // Flush and reset: the state machine only runs for initialised queues.
+      q.smState = 'reset_start'
+      if (q.devState !== 'uninitiated' && q.config && !q.chkstop) q.smState = 'idle'
+    }
+  },
+  {
+    name: 'interrupt',
+    mode: 0o444,
+    show: q => q.card.bus.interrupts && q.devState === 'operating' ? 'Interrupts enabled.\n' : 'Interrupts disabled.\n'
+  },
+  { name: 'config', mode: 0o444, show: q => `${q.config ? 1 : 0}\n` },
+  { name: 'chkstop', mode: 0o444, show: q => `${q.chkstop ? 1 : 0}\n` },
+  { name: 'ap_functions', mode: 0o444, show: q => `${hex8(q.card.functions)}\n` },
+  {
+    name: 'driver_override',
+    mode: 0o644,
+    show: q => `${q.driverOverride ?? ''}\n`,
+    store: (q, buf) => q.card.bus.storeDriverOverride(q, buf)
+  },
+  { name: 'uevent', mode: 0o644, show: q => ueventText(q.uevent()), store: (q, buf) => q.card.bus.synthUevent(q, buf) }
+]
+

@@ -1,0 +1,483 @@
+/**
+ * The vfio_ap device driver (vfio_ap_drv.c, vfio_ap_ops.c) and the mdev core around it:
+ * mediated matrix devices, assignment, the shadow (guest) matrix and its filter, hot plug,
+ * the in-use callback of the AP bus and the kernel log lines.
+ */
+import { fail } from '../errors.js'
+import type { KernelLog, UeventLog } from '../events.js'
+import { hex2mask, Mask } from '../mask.js'
+import { cstr, kstrtoull } from '../parse.js'
+import type { ApBus, ApDevice, ApDriver } from '../ap/bus.js'
+import { apqnText, type Queue } from '../ap/device.js'
+import type { QciInfo } from '../ap/lpar.js'
+
+/** MAX_ZDEV_ENTRIES_EXT: 256 x 256. */
+export const MAX_MDEVS = 65536
+export const TYPE_NAME = 'passthrough'
+export const TYPE_DIR = 'vfio_ap-passthrough'
+export const MATRIX_PATH = 'devices/vfio_ap/matrix'
+
+export interface Apcb { apm: Mask, aqm: Mask, adm: Mask }
+const emptyApcb = (): Apcb => ({ apm: new Mask(), aqm: new Mask(), adm: new Mask() })
+const cloneApcb = (c: Apcb): Apcb => ({ apm: c.apm.clone(), aqm: c.aqm.clone(), adm: c.adm.clone() })
+
+export class Mdev {
+  /** Assigned masks (what `matrix`, `control_domains` and `ap_config` show). */
+  apm = new Mask()
+  aqm = new Mask()
+  adm = new Mask()
+  /** The shadow APCB: what is or will be passed through (`guest_matrix`). */
+  shadow: Apcb = emptyApcb()
+  /** The guest (KVM) the device is attached to, and the masks the guest currently has. */
+  guest: string | undefined
+  guestApcb: Apcb | undefined
+  /** How often the guest's AP configuration was pushed (hot plug/unplug). */
+  guestUpdates = 0
+  /** Resources a host configuration change added, waiting for the scan to complete. */
+  added: Apcb = emptyApcb()
+  /** remove writes waiting for the guest to release the device. */
+  readonly pendingRemoves: Array<() => void> = []
+
+  constructor (readonly uuid: string, readonly iommuGroup: number) {}
+
+  get treePath (): string { return `${MATRIX_PATH}/${this.uuid}` }
+  get devpath (): string { return `/${this.treePath}` }
+}
+
+const UUID_RE = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/
+
+/** The matrix formatter shared by `matrix` and `guest_matrix` (vfio_ap_mdev_matrix_show). */
+export function matrixText (apm: Mask, aqm: Mask, apmMax: number, aqmMax: number): string {
+  const as = apm.ids().filter(a => a <= apmMax)
+  const ds = aqm.ids().filter(d => d <= aqmMax)
+  let out = ''
+  const LIMIT = 4095
+  if (as.length > 0 && ds.length > 0) {
+    outer: for (const a of as) {
+      for (const d of ds) {
+        out += apqnText(a, d) + '\n'
+        if (out.length >= LIMIT) break outer
+      }
+    }
+  } else if (as.length > 0) {
+    out = as.map(a => `${a.toString(16).padStart(2, '0')}.\n`).join('')
+  } else if (ds.length > 0) {
+    out = ds.map(d => `.${d.toString(16).padStart(4, '0')}\n`).join('')
+  }
+  return out.length > LIMIT ? out.slice(0, LIMIT) : out
+}
+
+export class VfioAp implements ApDriver {
+  readonly name = 'vfio_ap' as const
+  readonly module = 'vfio_ap'
+  readonly binds = 'queue' as const
+  readonly isDefault = false
+  readonly types = [10, 11, 12, 13, 14] as const
+  /** The mdev list, most recently created first. */
+  readonly mdevs: Mdev[] = []
+  private readonly byUuid = new Map<string, Mdev>()
+  /** Which mdevs have each adapter assigned (the link index behind `status`). */
+  private readonly byApid = new Map<number, Set<Mdev>>()
+  /** The host AP configuration vfio_ap knows (matrix_dev->info); all zero without QCI. */
+  host: Apcb
+  readonly apmMax: number
+  readonly aqmMax: number
+  private readonly groups = new Set<number>()
+
+  constructor (readonly bus: ApBus, readonly klog: KernelLog, readonly uevents: UeventLog) {
+    this.host = this.hostConfig(bus.qci)
+    this.apmMax = bus.maxAdapterId
+    this.aqmMax = bus.maxDomainId
+  }
+
+  private hostConfig (qci: QciInfo): Apcb {
+    return qci.available ? { apm: qci.apm.clone(), aqm: qci.aqm.clone(), adm: qci.adm.clone() } : emptyApcb()
+  }
+
+  mdev (uuid: string): Mdev | undefined { return this.byUuid.get(uuid.toLowerCase()) }
+  get availableInstances (): number { return MAX_MDEVS - this.mdevs.length }
+
+  private warn (m: Mdev, text: string): void { this.klog.warn(`vfio_ap_mdev ${m.uuid}: ${text}`) }
+  private notice (m: Mdev, text: string): void { this.klog.log('notice', `vfio_ap_mdev ${m.uuid}: ${text}`) }
+
+  /** The mdev whose matrix holds the APQN (at most one: sharing is refused). */
+  owner (apid: number, apqi: number): Mdev | undefined {
+    for (const m of this.byApid.get(apid) ?? []) if (m.aqm.has(apqi)) return m
+    return undefined
+  }
+
+  private setApm (m: Mdev, apm: Mask): void {
+    for (const a of m.apm.ids()) this.byApid.get(a)?.delete(m)
+    m.apm = apm
+    for (const a of apm.ids()) {
+      let s = this.byApid.get(a)
+      if (s === undefined) this.byApid.set(a, s = new Set())
+      s.add(m)
+    }
+  }
+
+  /** A queue of this mdev that vfio_ap has bound (a "linked" vfio_ap queue). */
+  private linked (m: Mdev, apid: number, apqi: number): Queue | undefined {
+    const q = this.bus.queue(apid, apqi)
+    return q !== undefined && q.driver === 'vfio_ap' && m.apm.has(apid) && m.aqm.has(apqi) ? q : undefined
+  }
+
+  // -------------------------------------------------------------------------------------
+  // mdev lifecycle
+
+  /** `create` (mdev_sysfs.c create_store -> mdev_device_create -> vfio_ap_mdev_probe). */
+  create (buf: string): Mdev {
+    if (buf.length !== 36 && buf.length !== 37) fail('EINVAL', `create: ${buf.length} bytes, a UUID has 36 (37 with a newline)`)
+    const text = buf.slice(0, 36)
+    if (!UUID_RE.test(text)) fail('EINVAL', `create: ${JSON.stringify(text)} is not a UUID`)
+    const uuid = text.toLowerCase()
+    if (this.byUuid.has(uuid)) fail('EEXIST', `create: mdev ${uuid} exists`)
+    if (this.mdevs.length >= MAX_MDEVS) fail('EUSERS', 'create: no instances of vfio_ap-passthrough left')
+    let group = 0
+    while (this.groups.has(group)) group++
+    this.groups.add(group)
+    const m = new Mdev(uuid, group)
+    this.mdevs.unshift(m)
+    this.byUuid.set(uuid, m)
+    this.uevents.emit('add', m.devpath, 'mdev', [['MDEV_TYPE', TYPE_NAME]])
+    this.klog.info(`vfio_ap_mdev ${uuid}: MDEV: group_id = ${group}`)
+    this.uevents.emit('bind', m.devpath, 'mdev', [['DRIVER', 'vfio_ap_mdev'], ['MDEV_TYPE', TYPE_NAME]])
+    return m
+  }
+
+  /** `remove`: 0 does nothing; anything else removes, waiting for a guest to let go first. */
+  removeStore (m: Mdev, buf: string): void | Promise<void> {
+    let v: bigint
+    try {
+      v = kstrtoull(buf)
+    } catch {
+      return fail('EINVAL', `remove: ${JSON.stringify(cstr(buf))} is not a number`)
+    }
+    if (v === 0n) return
+    if (m.guest === undefined) { this.destroy(m); return }
+    // The vfio core asks the user (QEMU) to release the device and waits; newest kernels
+    // take the AP resources away from the guest at once.
+    this.notice(m, `Relaying device request to user (#${m.pendingRemoves.length * 10})`)
+    if (m.guestApcb !== undefined && (!m.guestApcb.apm.isEmpty() || !m.guestApcb.aqm.isEmpty() || !m.guestApcb.adm.isEmpty())) {
+      m.guestApcb = emptyApcb()
+      m.guestUpdates++
+    }
+    return new Promise(resolve => m.pendingRemoves.push(resolve))
+  }
+
+  private destroy (m: Mdev): void {
+    if (!this.byUuid.has(m.uuid)) return
+    for (const a of m.apm.ids()) for (const d of m.aqm.ids()) { const q = this.linked(m, a, d); if (q !== undefined) this.reset(q) }
+    this.uevents.emit('unbind', m.devpath, 'mdev', [['DRIVER', 'vfio_ap_mdev'], ['MDEV_TYPE', TYPE_NAME]])
+    this.klog.info(`vfio_ap_mdev ${m.uuid}: MDEV: detaching iommu`)
+    this.setApm(m, new Mask())
+    this.mdevs.splice(this.mdevs.indexOf(m), 1)
+    this.byUuid.delete(m.uuid)
+    this.groups.delete(m.iommuGroup)
+    this.uevents.emit('remove', m.devpath, 'mdev', [['MDEV_TYPE', TYPE_NAME]])
+  }
+
+  // -------------------------------------------------------------------------------------
+  // Guests (the stand-in for QEMU opening and closing the VFIO device)
+
+  attachGuest (uuid: string, guest: string): void {
+    const m = this.mdev(uuid)
+    if (m === undefined) fail('ENODEV', `no mdev ${uuid}`)
+    if (m.guest !== undefined) fail('EBUSY', `mdev ${m.uuid} is already in use by guest ${m.guest}`)
+    const other = this.mdevs.find(x => x.guest === guest)
+    if (other !== undefined) fail('EPERM', `guest ${guest} already has mdev ${other.uuid}; a guest takes one vfio_ap mdev`)
+    m.guest = guest
+    this.push(m)
+  }
+
+  detachGuest (uuid: string): void {
+    const m = this.mdev(uuid)
+    if (m === undefined) fail('ENODEV', `no mdev ${uuid}`)
+    if (m.guest === undefined) fail('EINVAL', `mdev ${m.uuid} has no guest attached`)
+    m.guest = undefined
+    m.guestApcb = undefined
+    for (const a of m.apm.ids()) for (const d of m.aqm.ids()) { const q = this.linked(m, a, d); if (q !== undefined) this.reset(q) }
+    const waiting = m.pendingRemoves.splice(0)
+    if (waiting.length > 0) {
+      this.destroy(m)
+      for (const done of waiting) done()
+    }
+  }
+
+  /** vfio_ap_mdev_update_guest_apcb: the guest gets the shadow APCB. */
+  private push (m: Mdev): void {
+    if (m.guest === undefined) return
+    m.guestApcb = cloneApcb(m.shadow)
+    m.guestUpdates++
+  }
+
+  private reset (q: Queue): void {
+    q.resets++
+    q.resetResult = !q.config ? 'deconfigured' : q.chkstop ? 'checkstopped' : 'normal'
+  }
+
+  private resetAdapters (m: Mdev, apids: Iterable<number>): void {
+    for (const a of apids) for (const d of m.aqm.ids()) { const q = this.linked(m, a, d); if (q !== undefined) this.reset(q) }
+  }
+
+  // -------------------------------------------------------------------------------------
+  // The filter (vfio_ap_mdev_filter_matrix, vfio_ap_mdev_filter_cdoms)
+
+  private passable (q: Queue): boolean { return q.resetResult !== 'failed' }
+
+  /** Recomputes S_apm/S_aqm; adapters that were in the guest view and got dropped go to `filtered`. */
+  private filterMatrix (m: Mdev, filtered: Set<number>): boolean {
+    const prev = m.shadow
+    const apm = m.apm.and(this.host.apm)
+    const aqm = m.aqm.and(this.host.aqm)
+    const domains = aqm.ids()
+    for (const a of apm.ids()) {
+      for (const d of domains) {
+        const q = this.linked(m, a, d)
+        if (q === undefined || !this.passable(q)) {
+          apm.clear(a)
+          if (prev.apm.has(a)) filtered.add(a)
+          break
+        }
+      }
+    }
+    const changed = !apm.equals(prev.apm) || !aqm.equals(prev.aqm)
+    m.shadow = { apm, aqm, adm: prev.adm }
+    return changed
+  }
+
+  private filterCdoms (m: Mdev): boolean {
+    const adm = m.adm.and(this.host.adm)
+    const changed = !adm.equals(m.shadow.adm)
+    m.shadow.adm = adm
+    return changed
+  }
+
+  /** Full filter, push if the view changed, reset queues of adapters that were filtered out. */
+  private refilter (m: Mdev, cdoms = false): void {
+    const filtered = new Set<number>()
+    let update = this.filterMatrix(m, filtered)
+    if (cdoms) update = this.filterCdoms(m) || update
+    if (update) {
+      this.push(m)
+      this.resetAdapters(m, filtered)
+    }
+  }
+
+  // -------------------------------------------------------------------------------------
+  // Validation (vfio_ap_mdev_validate_masks)
+
+  private hostOwned (apid: number, apqi: number): boolean {
+    const override = this.bus.queue(apid, apqi)?.driverOverride
+    if (override !== undefined) return this.bus.driver(override)?.isDefault === true
+    return this.bus.reserved(apid, apqi)
+  }
+
+  private validate (m: Mdev, apm: Mask, aqm: Mask): void {
+    const domains = aqm.ids()
+    for (const a of apm.ids()) {
+      for (const d of domains) if (this.hostOwned(a, d)) fail('EADDRNOTAVAIL', `queue ${apqnText(a, d)} is reserved for the host's default drivers`)
+    }
+    for (const x of this.mdevs) {
+      if (x === m) continue
+      const oa = apm.and(x.apm)
+      const od = aqm.and(x.aqm)
+      if (oa.isEmpty() || od.isEmpty()) continue
+      for (const a of oa.ids()) for (const d of od.ids()) this.warn(m, `Userspace may not assign queue ${apqnText(a, d)} to mdev: already assigned to ${x.uuid}`)
+      fail('EADDRINUSE', `queues of ${x.uuid} would be shared`)
+    }
+  }
+
+  /** The AP bus's in-use callback: are any of these APQNs assigned to an mdev? */
+  inUse (apm: Mask, aqm: Mask): boolean {
+    for (const x of this.mdevs) {
+      const oa = apm.and(x.apm)
+      const od = aqm.and(x.aqm)
+      if (oa.isEmpty() || od.isEmpty()) continue
+      for (const a of oa.ids()) for (const d of od.ids()) this.warn(x, `Can not reserve queue ${apqnText(a, d)} for host driver: in use by mdev`)
+      return true
+    }
+    return false
+  }
+
+  // -------------------------------------------------------------------------------------
+  // Assignment stores
+
+  private parseId (buf: string, max: number, what: string): number {
+    const v = kstrtoull(buf)
+    if (v > BigInt(max)) fail('ENODEV', `${what} ${v} is above the maximum ${max}`)
+    return Number(v)
+  }
+
+  assignAdapter (m: Mdev, buf: string): void {
+    const apid = this.parseId(buf, this.apmMax, 'adapter')
+    if (m.apm.has(apid)) return
+    const apm = m.apm.clone().set(apid)
+    this.validate(m, apm, m.aqm)
+    this.setApm(m, apm)
+    this.refilter(m)
+  }
+
+  assignDomain (m: Mdev, buf: string): void {
+    const apqi = this.parseId(buf, this.aqmMax, 'domain')
+    if (m.aqm.has(apqi)) return
+    const aqm = m.aqm.clone().set(apqi)
+    this.validate(m, m.apm, aqm)
+    m.aqm = aqm
+    this.refilter(m)
+  }
+
+  assignControlDomain (m: Mdev, buf: string): void {
+    const id = this.parseId(buf, this.aqmMax, 'control domain')
+    if (m.adm.has(id)) return
+    m.adm.set(id)
+    if (this.filterCdoms(m)) this.push(m)
+  }
+
+  /** vfio_ap_mdev_hot_unplug_adapters: drop from the view, push, reset what the guest had. */
+  private unplugAdapters (m: Mdev, apids: number[]): void {
+    const toReset: Queue[] = []
+    let update = false
+    for (const a of apids) {
+      if (!m.shadow.apm.has(a)) continue
+      for (const d of m.shadow.aqm.ids()) { const q = this.linked(m, a, d); if (q !== undefined) toReset.push(q) }
+      m.shadow.apm.clear(a)
+      update = true
+    }
+    if (update) this.push(m)
+    toReset.forEach(q => this.reset(q))
+  }
+
+  private unplugDomains (m: Mdev, apqis: number[]): void {
+    const toReset: Queue[] = []
+    let update = false
+    for (const d of apqis) {
+      if (!m.shadow.aqm.has(d)) continue
+      for (const a of m.shadow.apm.ids()) { const q = this.linked(m, a, d); if (q !== undefined) toReset.push(q) }
+      m.shadow.aqm.clear(d)
+      update = true
+    }
+    if (update) this.push(m)
+    toReset.forEach(q => this.reset(q))
+  }
+
+  unassignAdapter (m: Mdev, buf: string): void {
+    const apid = this.parseId(buf, this.apmMax, 'adapter')
+    if (!m.apm.has(apid)) return
+    this.unplugAdapters(m, [apid])
+    this.setApm(m, m.apm.clone().clear(apid))
+  }
+
+  unassignDomain (m: Mdev, buf: string): void {
+    const apqi = this.parseId(buf, this.aqmMax, 'domain')
+    if (!m.aqm.has(apqi)) return
+    this.unplugDomains(m, [apqi])
+    m.aqm = m.aqm.clone().clear(apqi)
+  }
+
+  unassignControlDomain (m: Mdev, buf: string): void {
+    const id = this.parseId(buf, this.aqmMax, 'control domain')
+    if (!m.adm.has(id)) return
+    m.adm = m.adm.clone().clear(id)
+    if (m.shadow.adm.has(id)) {
+      m.shadow.adm = m.shadow.adm.clone().clear(id)
+      this.push(m)
+    }
+  }
+
+  apConfigText (m: Mdev): string { return `${m.apm.toHex()},${m.aqm.toHex()},${m.adm.toHex()}\n` }
+
+  /** `ap_config` (6.10): three masks replaced atomically. */
+  storeApConfig (m: Mdev, buf: string): void {
+    let rest: string | undefined = cstr(buf).slice(0, 201)
+    const field = (what: string): Mask => {
+      if (rest === undefined) fail('EINVAL', `ap_config: the ${what} field is missing`)
+      const i = rest.search(/[,\n]/)
+      const text = i < 0 ? rest : rest.slice(0, i)
+      rest = i < 0 ? undefined : rest.slice(i + 1)
+      return hex2mask(text, `ap_config ${what}`)
+    }
+    const apm = field('adapter')
+    const aqm = field('domain')
+    const adm = field('control domain')
+    this.validate(m, apm, aqm)
+    const over = (mask: Mask, max: number): boolean => mask.ids().some(id => id > max)
+    if (over(apm, this.apmMax) || over(aqm, this.aqmMax) || over(adm, this.aqmMax)) fail('ENODEV', 'ap_config: an id is above the maximum')
+    this.unplugAdapters(m, m.apm.andNot(apm).ids())
+    this.unplugDomains(m, m.aqm.andNot(aqm).ids())
+    this.setApm(m, apm)
+    m.aqm = aqm
+    m.adm = adm
+    this.refilter(m, true)
+  }
+
+  // -------------------------------------------------------------------------------------
+  // AP bus driver callbacks
+
+  probe (dev: ApDevice): void {
+    const q = dev as Queue
+    q.resetResult = 'normal'
+    const m = this.owner(q.apid, q.apqi)
+    if (m === undefined) return
+    // During a configuration-add scan the filter waits for the scan to complete.
+    if (!m.added.apm.isEmpty() || !m.added.aqm.isEmpty()) return
+    this.refilter(m)
+  }
+
+  remove (dev: ApDevice): void {
+    const q = dev as Queue
+    const m = this.owner(q.apid, q.apqi)
+    if (m !== undefined && m.shadow.apm.has(q.apid) && m.shadow.aqm.has(q.apqi)) {
+      // A single queue cannot be unplugged: the whole adapter leaves the guest.
+      m.shadow.apm.clear(q.apid)
+      this.push(m)
+      for (const d of m.shadow.aqm.ids()) { const lq = this.linked(m, q.apid, d); if (lq !== undefined) this.reset(lq) }
+      return
+    }
+    if (this.host.apm.has(q.apid) && this.host.aqm.has(q.apqi)) this.reset(q)
+  }
+
+  onConfigChanged (cur: QciInfo): void {
+    const now = this.hostConfig(cur)
+    const before = this.host
+    const removed: Apcb = { apm: before.apm.andNot(now.apm), aqm: before.aqm.andNot(now.aqm), adm: before.adm.andNot(now.adm) }
+    const added: Apcb = { apm: now.apm.andNot(before.apm), aqm: now.aqm.andNot(before.aqm), adm: now.adm.andNot(before.adm) }
+    // Only adapters of a type vfio_ap supports (CEX4 and newer) count as added.
+    for (const a of added.apm.ids()) {
+      const raw = this.bus.lpar.adapters.get(a)?.rawType ?? 0
+      if (raw < 10) added.apm.clear(a)
+    }
+    for (const m of this.mdevs) {
+      const s = m.shadow
+      const next: Apcb = { apm: s.apm.andNot(removed.apm), aqm: s.aqm.andNot(removed.aqm), adm: s.adm.andNot(removed.adm) }
+      if (!next.apm.equals(s.apm) || !next.aqm.equals(s.aqm) || !next.adm.equals(s.adm)) {
+        m.shadow = next
+        this.push(m)
+      }
+      m.added = { apm: added.apm.and(m.apm), aqm: added.aqm.and(m.aqm), adm: added.adm.and(m.adm) }
+    }
+    this.host = now
+  }
+
+  onScanComplete (): void {
+    for (const m of this.mdevs) {
+      const apqns = !m.added.apm.isEmpty() || !m.added.aqm.isEmpty()
+      const cdoms = !m.added.adm.isEmpty()
+      m.added = emptyApcb()
+      if (!apqns && !cdoms) continue
+      const filtered = new Set<number>()
+      let update = cdoms ? this.filterCdoms(m) : false
+      if (apqns) update = this.filterMatrix(m, filtered) || update
+      if (update) this.push(m)
+      this.resetAdapters(m, filtered)
+    }
+  }
+
+  /** Queue `status` (vfio_ap adds it while the queue is bound to it). */
+  queueStatus (q: Queue): string {
+    const m = this.owner(q.apid, q.apqi)
+    if (m === undefined) return 'unassigned\n'
+    return m.guest !== undefined && m.shadow.apm.has(q.apid) && m.shadow.aqm.has(q.apqi) ? 'in use\n' : 'assigned\n'
+  }
+}
+
