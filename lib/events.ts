@@ -70,3 +70,24 @@ export class UeventLog extends Ring<Uevent> {
     return this.push(seq => ({ seq, usec: this.clockUsec(), action, devpath, subsystem, env }))
   }
 }
+
+const SYNTH_ACTIONS: readonly UeventAction[] = ['add', 'remove', 'change', 'bind', 'unbind']
+
+/**
+ * kobject_synth_uevent: what writing to a `uevent` file does. `ACTION [UUID [KEY=VALUE ...]]`
+ * re-sends the object's event with SYNTH_UUID (and SYNTH_ARG_ variables); anything else is
+ * EINVAL. Returns the event, or the errno text for a bad buffer.
+ */
+export function synthUevent (log: UeventLog, devpath: string, subsystem: string, env: Array<[string, string]>, buf: string): Uevent | string {
+  const nul = buf.indexOf('\0')
+  const s = (nul < 0 ? buf : buf.slice(0, nul)).replace(/\n$/, '')
+  const [action, uuid, ...vars] = s.split(' ')
+  if (!SYNTH_ACTIONS.includes(action as UeventAction)) return `uevent: unknown action ${JSON.stringify(action)}`
+  const extra: Array<[string, string]> = [['SYNTH_UUID', uuid ?? '0']]
+  for (const v of vars) {
+    const eq = v.indexOf('=')
+    if (eq <= 0) return `uevent: bad variable ${JSON.stringify(v)}`
+    extra.push([`SYNTH_ARG_${v.slice(0, eq)}`, v.slice(eq + 1)])
+  }
+  return log.emit(action as UeventAction, devpath, subsystem, [...env, ...extra])
+}

@@ -5,6 +5,7 @@
  */
 import { formatKlog, KernelLog, UeventLog } from './events.js'
 import { ApBus } from './ap/bus.js'
+import { powerDirs } from './power.js'
 import { apTree } from './ap/tree.js'
 import { zcryptDrivers } from './ap/zcrypt.js'
 import { DirType, type DirNode, type Node, O_RDONLY, O_WRONLY, Sysfs } from './sysfs.js'
@@ -54,8 +55,9 @@ export class Host {
 
   private buildTree (): DirNode {
     const v = this.vfio
-    const ap = apTree(this.bus, v === undefined ? [] : vfioQueueAttrs(v))
-    const vt = v === undefined ? undefined : vfioTree(v)
+    const power = powerDirs()
+    const ap = apTree(this.bus, v === undefined ? [] : vfioQueueAttrs(v), power)
+    const vt = v === undefined ? undefined : vfioTree(v, power)
     const b = this.bus
     const param = (show: () => string, mode = 0o440): Node => ({ kind: 'attr', mode, show })
     const driverLinks = (names: Record<string, string>): DirNode => dir(Object.fromEntries(Object.entries(names).map(([n, t]) => [n, link(t)])))
@@ -110,13 +112,21 @@ export class Host {
 
   /** One write(2) of `data` to an attribute; throws SysfsError as the store would fail. */
   write (path: string, data: string): number {
-    const r = this.writeAsync(path, data)
+    const r = this.store(path, data)
     if (typeof r !== 'number') throw new Error(`${path}: the store blocks; use writeAsync`)
     return r
   }
 
   /** Like write, for stores that may block (mdev `remove` while a guest holds the device). */
-  writeAsync (path: string, data: string): number | Promise<number> {
+  writeAsync (path: string, data: string): Promise<number> {
+    try {
+      return Promise.resolve(this.store(path, data))
+    } catch (e) {
+      return Promise.reject(e)
+    }
+  }
+
+  private store (path: string, data: string): number | Promise<number> {
     const fh = this.fs.open(path, O_WRONLY)
     let r: number | Promise<number>
     try {

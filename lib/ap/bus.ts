@@ -4,7 +4,7 @@
  * the `/sys/bus/ap` attributes.
  */
 import { fail } from '../errors.js'
-import type { KernelLog, UeventAction, UeventLog } from '../events.js'
+import { synthUevent, type KernelLog, type UeventAction, type UeventLog } from '../events.js'
 import { Mask, parseApMask, qciMaskText } from '../mask.js'
 import { cstr, kstrtobool, kstrtoull, sscanfInt } from '../parse.js'
 import { PAGE_SIZE, type AttrDecl } from '../sysfs.js'
@@ -36,7 +36,6 @@ export interface ApDriver {
 const AP_CONFIG_TIME_MIN = 5
 const AP_CONFIG_TIME_MAX = 120
 const POLL_TIMEOUT_MAX = 120000000000n
-const SYNTH_ACTIONS: readonly UeventAction[] = ['add', 'remove', 'change', 'bind', 'unbind']
 
 /** sysfs_streq: equal, ignoring one trailing newline on either side. */
 export function sysfsStreq (a: string, b: string): boolean {
@@ -461,19 +460,10 @@ export class ApBus {
     this.event('change', q, [['ONLINE', on ? '1' : '0']])
   }
 
-  /** kobject_synth_uevent: `echo add > uevent` replays an event. */
+  /** `echo add > uevent` on the bus, a driver, the root or a device. */
   synthUevent (dev: ApDevice | undefined, buf: string, devpath = '/bus/ap'): void {
-    const s = cstr(buf).replace(/\n$/, '')
-    const [action, uuid, ...vars] = s.split(' ')
-    if (!SYNTH_ACTIONS.includes(action as UeventAction)) fail('EINVAL', `uevent: unknown action ${JSON.stringify(action)}`)
-    const env: Array<[string, string]> = dev === undefined ? [] : dev.uevent()
-    env.push(['SYNTH_UUID', uuid ?? '0'])
-    for (const v of vars) {
-      const eq = v.indexOf('=')
-      if (eq <= 0) fail('EINVAL', `uevent: bad variable ${JSON.stringify(v)}`)
-      env.push([`SYNTH_ARG_${v.slice(0, eq)}`, v.slice(eq + 1)])
-    }
-    this.uevents.emit(action as UeventAction, dev?.devpath ?? devpath, 'ap', env)
+    const r = synthUevent(this.uevents, dev?.devpath ?? devpath, 'ap', dev === undefined ? [] : dev.uevent(), buf)
+    if (typeof r === 'string') fail('EINVAL', r)
   }
 
   bindingsText (): string {

@@ -3,6 +3,7 @@
  * directories) and `/sys/devices/ap` (card and queue directories). Nothing is materialised:
  * every lookup goes straight to the model's maps.
  */
+import type { PowerDirs } from '../power.js'
 import { type AttrDecl, DirType, type DirNode, type EntryDecl, type Node } from '../sysfs.js'
 import { ApBus, type ApDriver, busAttrs, isQueue } from './bus.js'
 import { type Card, type Queue, cardCoreAttrs, queueCoreAttrs } from './device.js'
@@ -14,19 +15,21 @@ const dirOf = (t: DirType<Card> | DirType<Queue>, dev: Card | Queue): DirNode =>
 const driverLink = (dev: Card | Queue): string | undefined => dev.driver === undefined ? undefined : `bus/ap/drivers/${dev.driver}`
 
 /** Builds the AP bus directories; `queueExtra` are attributes other drivers add to queues (vfio_ap's `status`). */
-export function apTree (bus: ApBus, queueExtra: Array<AttrDecl<Queue>>): { busAp: DirNode, devicesAp: DirNode } {
+export function apTree (bus: ApBus, queueExtra: Array<AttrDecl<Queue>>, power: PowerDirs): { busAp: DirNode, devicesAp: DirNode } {
   const queueDir = new DirType<Queue>([
     ...queueCoreAttrs,
     ...zcryptQueueAttrs,
     ...queueExtra,
     { name: 'driver', link: driverLink },
-    { name: 'subsystem', link: () => 'bus/ap' }
+    { name: 'subsystem', link: () => 'bus/ap' },
+    { name: 'power', dir: q => power(q.devpath) }
   ])
   const cardDir = new DirType<Card>([
     ...cardCoreAttrs,
     ...zcryptCardAttrs,
     { name: 'driver', link: driverLink },
     { name: 'subsystem', link: () => 'bus/ap' },
+    { name: 'power', dir: c => power(c.devpath) },
     {
       kind: 'dir',
       names: c => c.sortedQueues().map(q => q.name),
@@ -84,6 +87,7 @@ export function apTree (bus: ApBus, queueExtra: Array<AttrDecl<Queue>>): { busAp
 
   const devicesAp = new DirType<ApBus>([
     { name: 'uevent', mode: 0o644, show: () => '', store: (b, buf) => b.synthUevent(undefined, buf, '/devices/ap') },
+    { name: 'power', dir: () => power('/devices/ap') },
     {
       kind: 'dir',
       names: b => b.sortedCards().map(c => c.name),

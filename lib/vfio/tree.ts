@@ -4,6 +4,8 @@
  * mdevs' IOMMU groups.
  */
 import { fail } from '../errors.js'
+import { synthUevent } from '../events.js'
+import type { PowerDirs } from '../power.js'
 import { type AttrDecl, DirType, type DirNode, type Node } from '../sysfs.js'
 import type { Queue } from '../ap/device.js'
 import { MATRIX_PATH, matrixText, type Mdev, TYPE_DIR, TYPE_NAME, type VfioAp } from './vfio-ap.js'
@@ -24,7 +26,7 @@ export interface VfioTrees {
   iommuGroups: DirNode
 }
 
-export function vfioTree (v: VfioAp): VfioTrees {
+export function vfioTree (v: VfioAp, power: PowerDirs): VfioTrees {
   const uuids = (): string[] => v.mdevs.map(m => m.uuid).sort()
   const mdevTarget = (uuid: string): string | undefined => v.mdev(uuid)?.uuid === uuid ? `${MATRIX_PATH}/${uuid}` : undefined
   const mdevOf = (name: string): Mdev | undefined => { const m = v.mdev(name); return m?.uuid === name ? m : undefined }
@@ -41,16 +43,17 @@ export function vfioTree (v: VfioAp): VfioTrees {
     { name: 'guest_matrix', mode: 0o444, show: m => matrixText(m.shadow.apm, m.shadow.aqm, v.apmMax, v.aqmMax) },
     { name: 'ap_config', mode: 0o644, show: m => v.apConfigText(m), store: (m, buf) => v.storeApConfig(m, buf) },
     { name: 'remove', mode: 0o200, store: (m, buf) => v.removeStore(m, buf) },
-    { name: 'uevent', mode: 0o644, show: () => `DRIVER=vfio_ap_mdev\nMDEV_TYPE=${TYPE_NAME}\n`, store: (_m, buf) => synth(buf) },
+    { name: 'uevent', mode: 0o644, show: () => `DRIVER=vfio_ap_mdev\nMDEV_TYPE=${TYPE_NAME}\n`, store: (m, buf) => synth(m.devpath, 'mdev', [['DRIVER', 'vfio_ap_mdev'], ['MDEV_TYPE', TYPE_NAME]])(m, buf) },
     { name: 'mdev_type', link: () => `${MATRIX_PATH}/mdev_supported_types/${TYPE_DIR}` },
     { name: 'driver', link: () => 'bus/mdev/drivers/vfio_ap_mdev' },
     { name: 'subsystem', link: () => 'bus/mdev' },
-    { name: 'iommu_group', link: m => `kernel/iommu_groups/${m.iommuGroup}` }
+    { name: 'iommu_group', link: m => `kernel/iommu_groups/${m.iommuGroup}` },
+    { name: 'power', dir: m => power(m.devpath) }
   ])
 
-  const synth = (buf: string): void => {
-    const action = buf.replace(/\n$/, '').split(' ')[0]
-    if (!['add', 'remove', 'change', 'bind', 'unbind'].includes(action)) fail('EINVAL', `uevent: unknown action ${JSON.stringify(action)}`)
+  const synth = (devpath: string, subsystem: string, env: Array<[string, string]>) => (_c: unknown, buf: string): void => {
+    const r = synthUevent(v.uevents, devpath, subsystem, env, buf)
+    if (typeof r === 'string') fail('EINVAL', r)
   }
 
   const typeDir = new DirType<null>([
@@ -66,7 +69,8 @@ export function vfioTree (v: VfioAp): VfioTrees {
     { name: 'mdev_supported_types', dir: () => new DirType<null>([{ name: TYPE_DIR, dir: () => typeDir }]).instance(null) },
     { name: 'driver', link: () => 'bus/matrix/drivers/vfio_ap' },
     { name: 'subsystem', link: () => 'bus/matrix' },
-    { name: 'uevent', mode: 0o644, show: () => 'DRIVER=vfio_ap\n', store: (_c, buf) => synth(buf) },
+    { name: 'uevent', mode: 0o644, show: () => 'DRIVER=vfio_ap\n', store: synth(`/${MATRIX_PATH}`, 'matrix', [['DRIVER', 'vfio_ap']]) },
+    { name: 'power', dir: () => power(`/${MATRIX_PATH}`) },
     {
       kind: 'dir',
       names: uuids,
@@ -75,32 +79,33 @@ export function vfioTree (v: VfioAp): VfioTrees {
   ]).instance(null)
 
   const devicesVfioAp = new DirType<null>([
-    { name: 'uevent', mode: 0o644, show: () => '', store: (_c, buf) => synth(buf) },
+    { name: 'uevent', mode: 0o644, show: () => '', store: synth('/devices/vfio_ap', 'vfio_ap', []) },
+    { name: 'power', dir: () => power('/devices/vfio_ap') },
     { name: 'matrix', dir: () => matrixDir }
   ]).instance(null)
 
-  const busDir = (devices: DirNode, drivers: Record<string, DirNode>): DirNode => new DirType<null>([
+  const busDir = (bus: string, devices: DirNode, drivers: Record<string, DirNode>): DirNode => new DirType<null>([
     { name: 'devices', dir: () => devices },
     { name: 'drivers', dir: () => new DirType<null>(Object.entries(drivers).map(([name, d]) => ({ name, dir: () => d }))).instance(null) },
     { name: 'drivers_autoprobe', mode: 0o644, show: () => '1\n', store: () => {} },
     { name: 'drivers_probe', mode: 0o200, store: () => fail('ENODEV', 'drivers_probe: no such device') },
-    { name: 'uevent', mode: 0o200, store: (_c, buf) => synth(buf) }
+    { name: 'uevent', mode: 0o200, store: synth(`/bus/${bus}`, bus, []) }
   ]).instance(null)
 
-  const busMatrix = busDir(
+  const busMatrix = busDir('matrix',
     links(() => ['matrix'], name => name === 'matrix' ? MATRIX_PATH : undefined),
     {
       vfio_ap: new DirType<null>([
-        { name: 'uevent', mode: 0o200, store: (_c, buf) => synth(buf) },
+        { name: 'uevent', mode: 0o200, store: synth('/bus/matrix/drivers/vfio_ap', 'matrix', []) },
         { name: 'matrix', link: () => MATRIX_PATH }
       ]).instance(null)
     })
 
-  const busMdev = busDir(
+  const busMdev = busDir('mdev',
     links(uuids, mdevTarget),
     {
       vfio_ap_mdev: new DirType<null>([
-        { name: 'uevent', mode: 0o200, store: (_c, buf) => synth(buf) },
+        { name: 'uevent', mode: 0o200, store: synth('/bus/mdev/drivers/vfio_ap_mdev', 'mdev', []) },
         { name: 'module', link: () => 'module/vfio_ap' },
         { kind: 'link', names: uuids, lookup: (_c, name) => { const t = mdevTarget(name); return t === undefined ? undefined : { kind: 'link', target: t } } }
       ]).instance(null)
