@@ -140,7 +140,7 @@ export class VfioAp implements ApDriver {
     this.mdevs.unshift(m)
     this.byUuid.set(uuid, m)
     this.uevents.emit('add', m.devpath, 'mdev', [['MDEV_TYPE', TYPE_NAME]])
-    this.klog.info(`vfio_ap_mdev ${uuid}: MDEV: group_id = ${group}`)
+    this.klog.info(`vfio_ap_mdev ${uuid}: Adding to iommu group ${group}`)
     this.uevents.emit('bind', m.devpath, 'mdev', [['DRIVER', 'vfio_ap_mdev'], ['MDEV_TYPE', TYPE_NAME]])
     return m
   }
@@ -169,7 +169,7 @@ export class VfioAp implements ApDriver {
     if (!this.byUuid.has(m.uuid)) return
     for (const a of m.apm.ids()) for (const d of m.aqm.ids()) { const q = this.linked(m, a, d); if (q !== undefined) this.reset(q) }
     this.uevents.emit('unbind', m.devpath, 'mdev', [['DRIVER', 'vfio_ap_mdev'], ['MDEV_TYPE', TYPE_NAME]])
-    this.klog.info(`vfio_ap_mdev ${m.uuid}: MDEV: detaching iommu`)
+    this.klog.info(`vfio_ap_mdev ${m.uuid}: Removing from iommu group ${m.iommuGroup}`)
     this.setApm(m, new Mask())
     this.mdevs.splice(this.mdevs.indexOf(m), 1)
     this.byUuid.delete(m.uuid)
