@@ -15,9 +15,10 @@ export function cstr (s: string): string {
 }
 
 function digitValue (c: string): number {
-  const code = c.charCodeAt(0) | 0x20
+  const code = c.charCodeAt(0)
   if (code >= 0x30 && code <= 0x39) return code - 0x30
-  if (code >= 0x61 && code <= 0x66) return code - 0x61 + 10
+  const lower = code | 0x20
+  if (lower >= 0x61 && lower <= 0x66) return lower - 0x61 + 10
   return 99
 }
 

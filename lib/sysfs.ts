@@ -128,13 +128,35 @@ export function splitPath (path: string): string[] {
   return path.split('/').filter(p => p !== '' && p !== '.')
 }
 
-/** Walks `path` from `root`. ENOENT for a missing component, ENOTDIR through a non-directory. */
-export function resolve (root: DirNode, path: string): Node {
+/**
+ * Walks `path` from `root`, following links in the middle of the path as the VFS does (and
+ * the last component too when `followLast`). ENOENT for a missing component, ENOTDIR through
+ * a non-directory, ELOOP after 40 links.
+ */
+export function resolve (root: DirNode, path: string, followLast = false): Node {
+  let parts = splitPath(path)
   let node: Node = root
-  for (const part of splitPath(path)) {
+  let trail: string[] = []
+  let links = 0
+  for (let i = 0; i < parts.length; i++) {
+    const part = parts[i]
     if (node.kind !== 'dir') fail('ENOTDIR', `${path}: ${part} is below a non-directory`)
-    const next: Node | undefined = part === '..' ? undefined : node.lookup(part)
+    if (part === '..') {
+      trail = trail.slice(0, -1)
+      node = resolve(root, trail.join('/'))
+      continue
+    }
+    const next: Node | undefined = node.lookup(part)
     if (next === undefined) fail('ENOENT', `${path}: no such entry`)
+    if (next.kind === 'link' && (i < parts.length - 1 || followLast)) {
+      if (++links > 40) fail('ELOOP', `${path}: too many levels of links`)
+      parts = [...splitPath(next.target), ...parts.slice(i + 1)]
+      i = -1
+      node = root
+      trail = []
+      continue
+    }
+    trail.push(part)
     node = next
   }
   return node
@@ -183,12 +205,16 @@ export class Sysfs {
 
   resolve (path: string): Node { return resolve(this.root, path) }
 
+  /** Like open(2) on a path: links are followed to the attribute. */
+  private resolveFollow (path: string): Node { return resolve(this.root, path, true) }
+
   stat (path: string): Stat {
     const n = this.resolve(path)
     switch (n.kind) {
       case 'dir': return { kind: 'dir', mode: 0o40755, size: 0, nlink: 2 }
       case 'link': return { kind: 'link', mode: 0o120777, size: 0, nlink: 1 }
-      case 'attr': return { kind: 'attr', mode: 0o100000 | n.mode, size: PAGE_SIZE, nlink: 1 }
+      // debugfs files (no page limit) report size 0, sysfs attributes a page
+      case 'attr': return { kind: 'attr', mode: 0o100000 | n.mode, size: (n.limit ?? SHOW_MAX) > PAGE_SIZE ? 0 : PAGE_SIZE, nlink: 1 }
     }
   }
 
@@ -206,7 +232,7 @@ export class Sysfs {
 
   /** kernfs_fop_open: the mode bits and the presence of show/store bind root as well. */
   open (path: string, flags: number): number {
-    const n = this.resolve(path)
+    const n = this.resolveFollow(path)
     if (n.kind === 'dir') fail('EISDIR', `${path} is a directory`)
     if (n.kind !== 'attr') fail('ENOENT', `${path}: dangling`)
     const acc = flags & O_ACCMODE
@@ -253,6 +279,7 @@ export class Sysfs {
     const done = (e?: unknown): void => {
       if (e === undefined) this.onStore?.({ path: h.path, data: text, ok: true })
       else if (isSysfsError(e)) this.onStore?.({ path: h.path, data: text, ok: false, errno: e.code, why: e.why })
+      else this.onStore?.({ path: h.path, data: text, ok: false, errno: 'EIO', why: `model error: ${String(e)}` })
     }
     let result: StoreResult
     try {

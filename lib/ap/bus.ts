@@ -153,8 +153,14 @@ export class ApBus {
       }
     }
     this.bindingsDone = false
-    drv.probe(dev)
+    // The driver core sets dev->driver before it calls the driver's probe.
     dev.driver = drv.name
+    try {
+      drv.probe(dev)
+    } catch (e) {
+      dev.driver = undefined
+      throw e
+    }
     this.uevents.emit('bind', dev.devpath, 'ap', [['DRIVER', drv.name]])
   }
 

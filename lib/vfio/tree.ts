@@ -42,7 +42,7 @@ export function vfioTree (v: VfioAp, power: PowerDirs): VfioTrees {
     { name: 'matrix', mode: 0o444, show: m => matrixText(m.apm, m.aqm, v.apmMax, v.aqmMax) },
     { name: 'guest_matrix', mode: 0o444, show: m => matrixText(m.shadow.apm, m.shadow.aqm, v.apmMax, v.aqmMax) },
     { name: 'ap_config', mode: 0o644, show: m => v.apConfigText(m), store: (m, buf) => v.storeApConfig(m, buf) },
-    { name: 'remove', mode: 0o200, store: (m, buf) => v.removeStore(m, buf) },
+    { name: 'remove', mode: 0o200, visible: m => !m.removing, store: (m, buf) => v.removeStore(m, buf) },
     { name: 'uevent', mode: 0o644, show: () => `DRIVER=vfio_ap_mdev\nMDEV_TYPE=${TYPE_NAME}\n`, store: (m, buf) => synth(m.devpath, 'mdev', [['DRIVER', 'vfio_ap_mdev'], ['MDEV_TYPE', TYPE_NAME]])(m, buf) },
     { name: 'mdev_type', link: () => `${MATRIX_PATH}/mdev_supported_types/${TYPE_DIR}` },
     { name: 'driver', link: () => 'bus/mdev/drivers/vfio_ap_mdev' },

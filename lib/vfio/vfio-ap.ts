@@ -35,6 +35,8 @@ export class Mdev {
   guestUpdates = 0
   /** Resources a host configuration change added, waiting for the scan to complete. */
   added: Apcb = emptyApcb()
+  /** A remove is waiting for the guest; the `remove` file is gone meanwhile. */
+  removing = false
   /** remove writes waiting for the guest to release the device. */
   readonly pendingRemoves: Array<() => void> = []
 
@@ -154,10 +156,13 @@ export class VfioAp implements ApDriver {
       return fail('EINVAL', `remove: ${JSON.stringify(cstr(buf))} is not a number`)
     }
     if (v === 0n) return
+    // device_remove_file_self: the first writer wins, a concurrent one returns at once.
+    if (m.removing) return
     if (m.guest === undefined) { this.destroy(m); return }
+    m.removing = true
     // The vfio core asks the user (QEMU) to release the device and waits; newest kernels
     // take the AP resources away from the guest at once.
-    this.notice(m, `Relaying device request to user (#${m.pendingRemoves.length * 10})`)
+    this.notice(m, 'Relaying device request to user (#0)')
     if (m.guestApcb !== undefined && (!m.guestApcb.apm.isEmpty() || !m.guestApcb.aqm.isEmpty() || !m.guestApcb.adm.isEmpty())) {
       m.guestApcb = emptyApcb()
       m.guestUpdates++
