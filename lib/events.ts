@@ -7,7 +7,7 @@ export type KlogLevel = 'err' | 'warn' | 'notice' | 'info'
 
 export interface KlogRecord { seq: number, usec: number, level: KlogLevel, text: string }
 
-export type UeventAction = 'add' | 'remove' | 'change' | 'bind' | 'unbind'
+export type UeventAction = 'add' | 'remove' | 'change' | 'move' | 'online' | 'offline' | 'bind' | 'unbind'
 
 export interface Uevent {
   seq: number
@@ -20,8 +20,11 @@ export interface Uevent {
   env: Array<[string, string]>
 }
 
+/** A bounded ring: the oldest records drop out once `capacity` is reached. */
 class Ring<T extends { seq: number }> {
   private readonly items: T[] = []
+  /** Index of the oldest record once the ring is full. */
+  private head = 0
   private readonly subscribers = new Set<(item: T) => void>()
   private seq = 0
 
@@ -29,13 +32,21 @@ class Ring<T extends { seq: number }> {
 
   protected push (make: (seq: number) => T): T {
     const item = make(++this.seq)
-    this.items.push(item)
-    if (this.items.length > this.capacity) this.items.shift()
+    if (this.items.length < this.capacity) {
+      this.items.push(item)
+    } else {
+      this.items[this.head] = item
+      this.head = (this.head + 1) % this.capacity
+    }
     for (const fn of this.subscribers) fn(item)
     return item
   }
 
-  records (sinceSeq = 0): T[] { return this.items.filter(i => i.seq > sinceSeq) }
+  /** The kept records newer than `sinceSeq`, oldest first. */
+  records (sinceSeq = 0): T[] {
+    const ordered = this.head === 0 ? this.items : [...this.items.slice(this.head), ...this.items.slice(0, this.head)]
+    return ordered.filter(i => i.seq > sinceSeq)
+  }
 
   subscribe (fn: (item: T) => void): () => void {
     this.subscribers.add(fn)
@@ -71,7 +82,7 @@ export class UeventLog extends Ring<Uevent> {
   }
 }
 
-const SYNTH_ACTIONS: readonly UeventAction[] = ['add', 'remove', 'change', 'bind', 'unbind']
+const SYNTH_ACTIONS: readonly UeventAction[] = ['add', 'remove', 'change', 'move', 'online', 'offline', 'bind', 'unbind']
 
 /**
  * kobject_synth_uevent: what writing to a `uevent` file does. `ACTION [UUID [KEY=VALUE ...]]`

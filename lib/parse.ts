@@ -78,7 +78,8 @@ export function kstrtobool (buf: string): boolean {
   return fail('EINVAL', `${JSON.stringify(buf)} is not a boolean`)
 }
 
-const isSpace = (c: string | undefined): boolean => c !== undefined && ' \t\n\v\f\r'.includes(c)
+/** The kernel's isspace(): the C white space plus latin1 NBSP (0xa0, lib/ctype.c). */
+const isSpace = (c: string | undefined): boolean => c !== undefined && ' \t\n\v\f\r\xa0'.includes(c)
 
 /**
  * sscanf(buf, "%d") / "%i" for one int: leading white space skipped, an optional '-', then

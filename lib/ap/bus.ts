@@ -86,7 +86,7 @@ export class ApBus {
     this.pollThread = t.kernelParams.pollThread === true && !this.interrupts
     const dom = t.kernelParams.domain
     if (dom !== undefined) {
-      if (dom < -1 || dom > this.maxDomainId || (dom >= 0 && !this.aqmask.has(dom))) this.klog.info(`ap: ${dom} is not a valid cryptographic domain`)
+      if (dom < -1 || dom > this.maxDomainId || (dom >= 0 && !this.aqmask.has(dom))) this.klog.warn(`ap: ${dom} is not a valid cryptographic domain`)
       else this.apDomain = dom
     }
   }

@@ -27,7 +27,7 @@ export interface VfioTrees {
 }
 
 export function vfioTree (v: VfioAp, power: PowerDirs): VfioTrees {
-  const uuids = (): string[] => v.mdevs.map(m => m.uuid).sort()
+  const uuids = (): string[] => v.uuids()
   const mdevTarget = (uuid: string): string | undefined => v.mdev(uuid)?.uuid === uuid ? `${MATRIX_PATH}/${uuid}` : undefined
   const mdevOf = (name: string): Mdev | undefined => { const m = v.mdev(name); return m?.uuid === name ? m : undefined }
 
@@ -119,9 +119,9 @@ export function vfioTree (v: VfioAp, power: PowerDirs): VfioTrees {
   ])
   const iommuGroups = new DirType<null>([{
     kind: 'dir',
-    names: () => v.mdevs.map(m => String(m.iommuGroup)).sort((a, b) => Number(a) - Number(b)),
+    names: () => v.mdevs.map(m => m.iommuGroup).sort((a, b) => a - b).map(String),
     lookup: (_c, name) => {
-      const m = v.mdevs.find(x => String(x.iommuGroup) === name)
+      const m = /^(0|[1-9][0-9]*)$/.test(name) ? v.byIommuGroup(Number(name)) : undefined
       return m === undefined ? undefined : groupDir.instance(m)
     }
   }]).instance(null)

@@ -75,16 +75,19 @@ export class VfioAp implements ApDriver {
   readonly binds = 'queue' as const
   readonly isDefault = false
   readonly types = [10, 11, 12, 13, 14] as const
-  /** The mdev list, most recently created first. */
-  readonly mdevs: Mdev[] = []
+  /** The mdevs by UUID, in creation order (the driver's list is newest first: `mdevs`). */
   private readonly byUuid = new Map<string, Mdev>()
+  private readonly byGroup = new Map<number, Mdev>()
+  private readonly byGuest = new Map<string, Mdev>()
+  /** IOMMU group ids handed back, ascending; the lowest free id is reused first. */
+  private readonly freedGroups: number[] = []
+  private nextGroup = 0
   /** Which mdevs have each adapter assigned (the link index behind `status`). */
   private readonly byApid = new Map<number, Set<Mdev>>()
   /** The host AP configuration vfio_ap knows (matrix_dev->info); all zero without QCI. */
   host: Apcb
   readonly apmMax: number
   readonly aqmMax: number
-  private readonly groups = new Set<number>()
 
   constructor (readonly bus: ApBus, readonly klog: KernelLog, readonly uevents: UeventLog) {
     this.host = this.hostConfig(bus.qci)
@@ -97,7 +100,12 @@ export class VfioAp implements ApDriver {
   }
 
   mdev (uuid: string): Mdev | undefined { return this.byUuid.get(uuid.toLowerCase()) }
-  get availableInstances (): number { return MAX_MDEVS - this.mdevs.length }
+  /** The driver's mdev list: the most recently created first. */
+  get mdevs (): Mdev[] { return [...this.byUuid.values()].reverse() }
+  get count (): number { return this.byUuid.size }
+  uuids (): string[] { return [...this.byUuid.keys()].sort() }
+  byIommuGroup (group: number): Mdev | undefined { return this.byGroup.get(group) }
+  get availableInstances (): number { return MAX_MDEVS - this.byUuid.size }
 
   private warn (m: Mdev, text: string): void { this.klog.warn(`vfio_ap_mdev ${m.uuid}: ${text}`) }
   private notice (m: Mdev, text: string): void { this.klog.log('notice', `vfio_ap_mdev ${m.uuid}: ${text}`) }
@@ -134,13 +142,11 @@ export class VfioAp implements ApDriver {
     if (!UUID_RE.test(text)) fail('EINVAL', `create: ${JSON.stringify(text)} is not a UUID`)
     const uuid = text.toLowerCase()
     if (this.byUuid.has(uuid)) fail('EEXIST', `create: mdev ${uuid} exists`)
-    if (this.mdevs.length >= MAX_MDEVS) fail('EUSERS', 'create: no instances of vfio_ap-passthrough left')
-    let group = 0
-    while (this.groups.has(group)) group++
-    this.groups.add(group)
+    if (this.byUuid.size >= MAX_MDEVS) fail('EUSERS', 'create: no instances of vfio_ap-passthrough left')
+    const group = this.freedGroups.shift() ?? this.nextGroup++
     const m = new Mdev(uuid, group)
-    this.mdevs.unshift(m)
     this.byUuid.set(uuid, m)
+    this.byGroup.set(group, m)
     this.uevents.emit('add', m.devpath, 'mdev', [['MDEV_TYPE', TYPE_NAME]])
     this.klog.info(`vfio_ap_mdev ${uuid}: Adding to iommu group ${group}`)
     this.uevents.emit('bind', m.devpath, 'mdev', [['DRIVER', 'vfio_ap_mdev'], ['MDEV_TYPE', TYPE_NAME]])
@@ -176,9 +182,10 @@ export class VfioAp implements ApDriver {
     this.uevents.emit('unbind', m.devpath, 'mdev', [['DRIVER', 'vfio_ap_mdev'], ['MDEV_TYPE', TYPE_NAME]])
     this.klog.info(`vfio_ap_mdev ${m.uuid}: Removing from iommu group ${m.iommuGroup}`)
     this.setApm(m, new Mask())
-    this.mdevs.splice(this.mdevs.indexOf(m), 1)
     this.byUuid.delete(m.uuid)
-    this.groups.delete(m.iommuGroup)
+    this.byGroup.delete(m.iommuGroup)
+    const at = this.freedGroups.findIndex(g => g > m.iommuGroup)
+    this.freedGroups.splice(at < 0 ? this.freedGroups.length : at, 0, m.iommuGroup)
     this.uevents.emit('remove', m.devpath, 'mdev', [['MDEV_TYPE', TYPE_NAME]])
   }
 
@@ -189,9 +196,10 @@ export class VfioAp implements ApDriver {
     const m = this.mdev(uuid)
     if (m === undefined) fail('ENODEV', `no mdev ${uuid}`)
     if (m.guest !== undefined) fail('EBUSY', `mdev ${m.uuid} is already in use by guest ${m.guest}`)
-    const other = this.mdevs.find(x => x.guest === guest)
+    const other = this.byGuest.get(guest)
     if (other !== undefined) fail('EPERM', `guest ${guest} already has mdev ${other.uuid}; a guest takes one vfio_ap mdev`)
     m.guest = guest
+    this.byGuest.set(guest, m)
     this.push(m)
   }
 
@@ -199,6 +207,7 @@ export class VfioAp implements ApDriver {
     const m = this.mdev(uuid)
     if (m === undefined) fail('ENODEV', `no mdev ${uuid}`)
     if (m.guest === undefined) fail('EINVAL', `mdev ${m.uuid} has no guest attached`)
+    this.byGuest.delete(m.guest)
     m.guest = undefined
     m.guestApcb = undefined
     for (const a of m.apm.ids()) for (const d of m.aqm.ids()) { const q = this.linked(m, a, d); if (q !== undefined) this.reset(q) }

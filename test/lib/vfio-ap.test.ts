@@ -720,3 +720,15 @@ test('mask in-use check ignores control domains', t => {
   echo(t, host, `${M}/${U5}/assign_control_domain`, '0x10')
   write(t, host, `${BUS}/aqmask`, '+0x10\n', 'ok')
 })
+
+test('create: the 65537th mdev is refused with EUSERS; removing one frees an instance and its IOMMU group', t => {
+  const host = tg()
+  const uuid = (i: number): string => `00000000-0000-4000-8000-${i.toString(16).padStart(12, '0')}`
+  for (let i = 0; i < 65536; i++) host.write(`${T}/create`, uuid(i))
+  t.is(host.read(`${T}/available_instances`), '0\n')
+  refused(t, () => host.write(`${T}/create`, uuid(65536)), 'EUSERS', 'create beyond 65536 mdevs')
+  host.write(`${M}/${uuid(7)}/remove`, '1')
+  t.is(host.read(`${T}/available_instances`), '1\n')
+  host.write(`${T}/create`, uuid(65536))
+  t.is(new Sysfs(host.root).readlink(`${M}/${uuid(65536)}/iommu_group`), '../../../../kernel/iommu_groups/7')
+})
