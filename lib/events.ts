@@ -31,6 +31,7 @@ class Ring<T extends { seq: number }> {
   constructor (private readonly capacity: number) {}
 
   protected push (make: (seq: number) => T): T {
+    if (this.muted) return make(0)
     const item = make(++this.seq)
     if (this.items.length < this.capacity) {
       this.items.push(item)
@@ -40,6 +41,16 @@ class Ring<T extends { seq: number }> {
     }
     for (const fn of this.subscribers) fn(item)
     return item
+  }
+
+  /** While muted (a restore replaying a boot), nothing is recorded. */
+  muted = false
+
+  /** Replaces the contents, as a restore does. */
+  load (items: T[]): void {
+    this.items.splice(0, this.items.length, ...items.slice(-this.capacity))
+    this.head = 0
+    this.seq = items.at(-1)?.seq ?? 0
   }
 
   /** The kept records newer than `sinceSeq`, oldest first. */

@@ -1,64 +1,96 @@
 /**
- * A simulated IBM Z host: the machine (topology), the AP bus with its drivers, vfio_ap, and
- * the sysfs tree rooted where `/sys` would be. Booting it runs what the kernel runs: drivers
- * register, the first bus scan creates and binds the devices.
+ * A simulated IBM Z host: the machine (topology), the AP bus with its drivers, vfio_ap, the
+ * sysfs tree rooted where `/sys` would be, and the control API. Booting runs what the kernel
+ * runs: drivers register, the first bus scan creates and binds the devices.
  */
-import { formatKlog, KernelLog, UeventLog } from './events.js'
-import { ApBus } from './ap/bus.js'
-import { powerDirs } from './power.js'
+import { ApBus, type BusState } from './ap/bus.js'
 import { apTree } from './ap/tree.js'
 import { zcryptDrivers } from './ap/zcrypt.js'
-import { DirType, type DirNode, type Node, O_RDONLY, O_WRONLY, Sysfs } from './sysfs.js'
-import type { Topology } from './topology.js'
+import { CONTROL_PATH, controlTree, type GuestInfo, GUEST_NAME, type LparCommand, readOnlyView } from './control.js'
+import { fail, isSysfsError } from './errors.js'
+import { KernelLog, type KlogRecord, type Uevent, UeventLog } from './events.js'
+import { powerDirs } from './power.js'
+import { DirType, type DirNode, type Node, O_RDONLY, O_WRONLY, resolve, Sysfs } from './sysfs.js'
+import { type Topology, topologyData, topologyFrom } from './topology.js'
 import { vfioQueueAttrs, vfioTree } from './vfio/tree.js'
-import { VfioAp } from './vfio/vfio-ap.js'
+import { VfioAp, type VfioState } from './vfio/vfio-ap.js'
 
 export interface HostOptions {
   /** Microseconds since boot, for kernel log and uevent timestamps. */
   clockUsec?: () => number
+  /** How `kernel/debug/apsim/restore` reads a snapshot file (the daemon supplies it). */
+  readFile?: (path: string) => string
 }
 
-const dir = (entries: Record<string, Node | undefined>): DirNode =>
-  new DirType<null>(Object.entries(entries)
+/** A whole simulated host as plain data: `apsim snapshot` writes it, `--state` keeps it. */
+export interface HostState {
+  format: 'apsim-state'
+  version: 1
+  /** The machine as it is now, in topology-file form. */
+  topology: Record<string, unknown>
+  bus: BusState
+  vfio: VfioState | null
+  klog: KlogRecord[]
+  uevents: Uevent[]
+}
+
+interface Model { bus: ApBus, vfio: VfioAp | undefined, tree: DirNode }
+
+const dir = (entries: Record<string, Node | undefined>, mode?: number): DirNode => {
+  const d = new DirType<null>(Object.entries(entries)
     .filter((e): e is [string, Node] => e[1] !== undefined)
     .map(([name, node]) => node.kind === 'link'
       ? { name, link: () => node.target }
       : node.kind === 'dir' ? { name, dir: () => node } : { name, mode: node.mode, show: node.show === undefined ? undefined : () => node.show!() })).instance(null)
+  return mode === undefined ? d : { ...d, mode }
+}
 
 const link = (target: string): Node => ({ kind: 'link', target })
 
 export class Host {
   readonly klog: KernelLog
   readonly uevents: UeventLog
-  readonly bus: ApBus
-  readonly vfio: VfioAp | undefined
+  /** The `/sys` root; it follows the model across restores. */
   readonly root: DirNode
+  private model: Model
   private readonly fs: Sysfs
+  private readonly guestViews = new Map<string, { updates: number, view: DirNode }>()
 
-  constructor (readonly topology: Topology, opts: HostOptions = {}) {
+  /** The machine as booted (a restore replaces it with the snapshot's). */
+  topology: Topology
+
+  constructor (topology: Topology, private readonly opts: HostOptions = {}) {
+    this.topology = topology
     const start = Date.now()
     const clock = opts.clockUsec ?? (() => (Date.now() - start) * 1000)
     this.klog = new KernelLog(clock)
     this.uevents = new UeventLog(clock)
-    this.bus = new ApBus(topology, this.klog, this.uevents)
-    const modules = new Set(topology.modules)
-    if (modules.has('zcrypt_cex4')) zcryptDrivers().forEach(d => this.bus.registerDriver(d))
-    if (modules.has('vfio_ap')) {
-      this.vfio = new VfioAp(this.bus, this.klog, this.uevents)
-      this.bus.registerDriver(this.vfio)
-      this.klog.info('vfio_ap matrix: MDEV: Registered')
-    }
-    this.bus.scan()
-    this.root = this.buildTree()
+    this.model = this.boot(topology)
+    this.root = { kind: 'dir', entries: () => this.model.tree.entries(), lookup: name => this.model.tree.lookup(name) }
     this.fs = new Sysfs(this.root)
   }
 
-  private buildTree (): DirNode {
-    const v = this.vfio
+  get bus (): ApBus { return this.model.bus }
+  get vfio (): VfioAp | undefined { return this.model.vfio }
+
+  private boot (topology: Topology): Model {
+    const bus = new ApBus(topology, this.klog, this.uevents)
+    const modules = new Set(topology.modules)
+    if (modules.has('zcrypt_cex4')) zcryptDrivers().forEach(d => bus.registerDriver(d))
+    let vfio: VfioAp | undefined
+    if (modules.has('vfio_ap')) {
+      vfio = new VfioAp(bus, this.klog, this.uevents)
+      bus.registerDriver(vfio)
+      this.klog.info('vfio_ap matrix: MDEV: Registered')
+    }
+    bus.scan()
+    return { bus, vfio, tree: this.buildTree(bus, vfio) }
+  }
+
+  private buildTree (b: ApBus, v: VfioAp | undefined): DirNode {
     const power = powerDirs()
-    const ap = apTree(this.bus, v === undefined ? [] : vfioQueueAttrs(v), power)
+    const ap = apTree(b, v === undefined ? [] : vfioQueueAttrs(v), power)
     const vt = v === undefined ? undefined : vfioTree(v, power)
-    const b = this.bus
     const param = (show: () => string, mode = 0o440): Node => ({ kind: 'attr', mode, show })
     const driverLinks = (names: Record<string, string>): DirNode => dir(Object.fromEntries(Object.entries(names).map(([n, t]) => [n, link(t)])))
     return dir({
@@ -67,7 +99,7 @@ export class Host {
       class: dir({ mdev_bus: vt?.classMdevBus }),
       kernel: dir({
         iommu_groups: vt?.iommuGroups ?? dir({}),
-        debug: dir({ apsim: this.controlTree() })
+        debug: dir({ apsim: { ...controlTree(this), mode: 0o700 } }, 0o700)
       }),
       module: dir({
         ap: dir({
@@ -86,19 +118,15 @@ export class Host {
     })
   }
 
-  /** The root-only control tree (where debugfs lives on a real host). */
-  private controlTree (): DirNode {
-    return new DirType<Host>([
-      { name: 'dmesg', mode: 0o400, limit: Number.MAX_SAFE_INTEGER, show: h => h.klog.records().map(r => formatKlog(r) + '\n').join('') }
-    ]).instance(this)
-  }
+  // -------------------------------------------------------------------------------------
+  // Reading and writing attributes in-process
 
   /** Reads an attribute as `cat` would (same permission checks, same 4095-byte cap). */
   read (path: string): string {
     const fh = this.fs.open(path, O_RDONLY)
     try {
       const chunks: Buffer[] = []
-      for (let pos = 0; ; ) {
+      for (let pos = 0; ;) {
         const b = this.fs.read(fh, pos, 65536)
         if (b.length === 0) break
         chunks.push(Buffer.from(b))
@@ -137,5 +165,172 @@ export class Host {
     }
     if (typeof r === 'number') { this.fs.release(fh); return r }
     return r.finally(() => this.fs.release(fh))
+  }
+
+  // -------------------------------------------------------------------------------------
+  // Control API: guests
+
+  private requireVfio (): VfioAp {
+    if (this.vfio === undefined) fail('ENODEV', 'the vfio_ap module is not loaded')
+    return this.vfio
+  }
+
+  /** A guest starts on an mdev (QEMU opens its VFIO device): it gets the shadow matrix. */
+  startGuest (name: string, uuid: string): void {
+    if (!GUEST_NAME.test(name)) fail('EINVAL', `guest name ${JSON.stringify(name)}: use letters, digits, '_', '.', '-' (at most 64)`)
+    this.requireVfio().attachGuest(uuid, name)
+  }
+
+  /** The guest stops (QEMU closes the device): its masks are cleared, its queues reset. */
+  stopGuest (name: string): void {
+    const g = this.guests().find(x => x.name === name)
+    if (g === undefined) fail('ENOENT', `no running guest ${JSON.stringify(name)}`)
+    this.requireVfio().detachGuest(g.mdev)
+  }
+
+  guests (): GuestInfo[] {
+    const v = this.vfio
+    if (v === undefined) return []
+    return v.mdevs.filter(m => m.guest !== undefined).map(m => ({
+      name: m.guest!,
+      mdev: m.uuid,
+      apcb: { apm: (m.guestApcb?.apm ?? m.shadow.apm).toHex(), aqm: (m.guestApcb?.aqm ?? m.shadow.aqm).toHex(), adm: (m.guestApcb?.adm ?? m.shadow.adm).toHex() },
+      updates: m.guestUpdates
+    })).sort((a, b) => a.name.localeCompare(b.name))
+  }
+
+  /**
+   * What the guest's own AP bus shows: a KVM guest whose QCI reports the guest's masks, with
+   * the host's adapters (types, modes, state) behind them. Read-only; rebuilt when the
+   * guest's configuration changes.
+   */
+  guestView (name: string): DirNode | undefined {
+    const m = this.vfio?.mdevs.find(x => x.guest === name)
+    if (m === undefined || m.guestApcb === undefined) return undefined
+    const cached = this.guestViews.get(name)
+    if (cached !== undefined && cached.updates === m.guestUpdates) return cached.view
+    const apcb = m.guestApcb
+    const lpar = this.bus.lpar
+    const guest: Topology = {
+      host: 'kvm',
+      qci: { available: true, features: [...lpar.features].filter(f => f !== 'APSB'), maxAdapterId: lpar.na, maxDomainId: lpar.nd },
+      interrupts: true,
+      adapters: apcb.apm.ids().map(a => lpar.adapters.get(a)).filter(a => a !== undefined).map(a => ({ ...a })),
+      usageDomains: apcb.aqm.ids(),
+      controlDomains: apcb.adm.ids(),
+      kernelParams: {},
+      modules: ['zcrypt_cex4']
+    }
+    const g = new Host(guest)
+    const view = readOnlyView(dir({ bus: dir({ ap: resolve(g.root, 'bus/ap') }), devices: dir({ ap: resolve(g.root, 'devices/ap') }) }), `${CONTROL_PATH}/guest/${name}/sys`)
+    this.guestViews.set(name, { updates: m.guestUpdates, view })
+    return view
+  }
+
+  // -------------------------------------------------------------------------------------
+  // Control API: the machine's AP configuration
+
+  /**
+   * Applies changes to the machine's AP configuration and then one AP bus scan, so a
+   * running guest sees one consolidated hot plug/unplug. All or nothing: a refused command
+   * leaves the machine as it was.
+   */
+  changeLpar (cmds: LparCommand[]): void {
+    const lpar = this.bus.lpar
+    const before = lpar.topology(this.topology)
+    try {
+      for (const c of cmds) {
+        switch (c.op) {
+          case 'add-adapter': lpar.addAdapter(c.adapter); break
+          case 'remove-adapter': lpar.removeAdapter(c.id); break
+          case 'configure': lpar.setAdapterConfigured(c.id, c.on); break
+          case 'checkstop': lpar.setAdapterCheckstop(c.id, c.on); break
+          case 'add-usage-domain': lpar.addUsageDomain(c.id); break
+          case 'remove-usage-domain': lpar.removeUsageDomain(c.id); break
+          case 'add-control-domain': lpar.addControlDomain(c.id); break
+          case 'remove-control-domain': lpar.removeControlDomain(c.id); break
+          case 'scan': break
+        }
+      }
+    } catch (e) {
+      lpar.reset(before)
+      throw e
+    }
+    this.bus.scan()
+  }
+
+  /** The machine's AP configuration in the control grammar's words. */
+  lparText (): string {
+    const lpar = this.bus.lpar
+    const hex = (n: number): string => `0x${n.toString(16).padStart(2, '0')}`
+    const names: Record<number, string> = { 10: 'CEX4', 11: 'CEX5', 12: 'CEX6', 13: 'CEX7', 14: 'CEX8' }
+    const lines = [...lpar.adapters.values()].sort((a, b) => a.id - b.id).map(a =>
+      `adapter ${hex(a.id)} ${names[a.rawType] ?? a.rawType} ${a.mode} ${a.configured ? 'configured' : 'deconfigured'}${a.checkstopped ? ' checkstopped' : ''}`)
+    lines.push(`usage-domains ${lpar.usageDomains.ids().map(hex).join(' ')}`.trimEnd())
+    lines.push(`control-domains ${lpar.controlDomains.ids().map(hex).join(' ')}`.trimEnd())
+    return lines.join('\n') + '\n'
+  }
+
+  // -------------------------------------------------------------------------------------
+  // Snapshots
+
+  snapshot (): HostState {
+    return {
+      format: 'apsim-state',
+      version: 1,
+      topology: topologyData(this.bus.lpar.topology(this.topology)),
+      bus: this.bus.state(),
+      vfio: this.vfio?.state() ?? null,
+      klog: this.klog.records(),
+      uevents: this.uevents.records()
+    }
+  }
+
+  /** Replaces the whole model by a snapshot's; a malformed snapshot changes nothing (EINVAL). */
+  restore (state: HostState): void {
+    if (state === null || typeof state !== 'object' || state.format !== 'apsim-state' || state.version !== 1) fail('EINVAL', 'not an apsim state (format apsim-state, version 1)')
+    const previous = this.model
+    const logs = { klog: this.klog.records(), uevents: this.uevents.records() }
+    this.klog.muted = this.uevents.muted = true
+    try {
+      const topology = topologyFrom(state.topology, 'state topology')
+      const model = this.boot(topology)
+      model.bus.restore(state.bus)
+      if (state.vfio !== null && model.vfio !== undefined) model.vfio.restore(state.vfio)
+      this.model = model
+      this.topology = topology
+      this.klog.load(state.klog)
+      this.uevents.load(state.uevents)
+    } catch (e) {
+      this.model = previous
+      this.klog.load(logs.klog)
+      this.uevents.load(logs.uevents)
+      if (isSysfsError(e)) throw e
+      fail('EINVAL', `state does not fit: ${(e as Error).message}`)
+    } finally {
+      this.klog.muted = this.uevents.muted = false
+      this.guestViews.clear()
+    }
+  }
+
+  /** `restore` in the control tree: a snapshot file named by its path. */
+  restoreFrom (path: string): void {
+    const read = this.opts.readFile
+    if (read === undefined) fail('EOPNOTSUPP', 'this host cannot read files')
+    let state: HostState
+    try {
+      state = JSON.parse(read(path)) as HostState
+    } catch (e) {
+      return fail('EINVAL', `${path}: ${(e as Error).message}`)
+    }
+    this.restore(state)
+  }
+
+  /** A host booted from a snapshot. */
+  static fromState (state: HostState, opts: HostOptions = {}): Host {
+    if (state === null || typeof state !== 'object' || state.format !== 'apsim-state') fail('EINVAL', 'not an apsim state')
+    const host = new Host(topologyFrom(state.topology, 'state topology'), opts)
+    host.restore(state)
+    return host
   }
 }

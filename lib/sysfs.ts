@@ -23,6 +23,8 @@ export interface AttrNode {
 export interface LinkNode { kind: 'link', target: string }
 export interface DirNode {
   kind: 'dir'
+  /** 0755 unless given (debugfs directories are 0700). */
+  mode?: number
   entries: () => DirEntry[]
   lookup: (name: string) => Node | undefined
 }
@@ -211,7 +213,7 @@ export class Sysfs {
   stat (path: string): Stat {
     const n = this.resolve(path)
     switch (n.kind) {
-      case 'dir': return { kind: 'dir', mode: 0o40755, size: 0, nlink: 2 }
+      case 'dir': return { kind: 'dir', mode: 0o40000 | (n.mode ?? 0o755), size: 0, nlink: 2 }
       case 'link': return { kind: 'link', mode: 0o120777, size: 0, nlink: 1 }
       // debugfs files (no page limit) report size 0, sysfs attributes a page
       case 'attr': return { kind: 'attr', mode: 0o100000 | n.mode, size: (n.limit ?? SHOW_MAX) > PAGE_SIZE ? 0 : PAGE_SIZE, nlink: 1 }

@@ -195,6 +195,40 @@ export function topologyFrom (data: unknown, source?: string): Topology {
   }
 }
 
+const TYPE_BY_RAW = Object.fromEntries(Object.entries(TYPE_NAMES).map(([n, r]) => [r, n]))
+
+/** The file form of a topology (what `topologyFrom` reads back to the same value). */
+export function topologyData (t: Topology): Record<string, unknown> {
+  const kp: Record<string, unknown> = {}
+  if (t.kernelParams.apmask !== undefined) kp['ap.apmask'] = t.kernelParams.apmask
+  if (t.kernelParams.aqmask !== undefined) kp['ap.aqmask'] = t.kernelParams.aqmask
+  if (t.kernelParams.domain !== undefined) kp['ap.domain'] = t.kernelParams.domain
+  if (t.kernelParams.pollThread !== undefined) kp['ap.poll_thread'] = t.kernelParams.pollThread
+  if (t.kernelParams.useirq !== undefined) kp['ap.useirq'] = t.kernelParams.useirq
+  return {
+    host: t.host,
+    qci: t.qci.available
+      ? { available: true, features: t.qci.features, max_adapter_id: t.qci.maxAdapterId, max_domain_id: t.qci.maxDomainId }
+      : { available: false },
+    interrupts: t.interrupts,
+    adapters: t.adapters.map(a => ({
+      id: a.id,
+      ...(TYPE_BY_RAW[a.rawType] !== undefined ? { type: TYPE_BY_RAW[a.rawType] } : { raw_type: a.rawType }),
+      mode: a.mode,
+      functions: a.functions,
+      depth: a.depth,
+      ml: a.ml,
+      serial: a.serial,
+      config: a.configured,
+      chkstop: a.checkstopped
+    })),
+    usage_domains: t.usageDomains,
+    control_domains: t.controlDomains,
+    kernel_params: kp,
+    modules: t.modules
+  }
+}
+
 /** Parses YAML (a superset of JSON) and validates it. */
 export function loadTopology (text: string, source?: string): Topology {
   let data: unknown

@@ -5,7 +5,7 @@
  */
 import { fail } from '../errors.js'
 import { synthUevent, type KernelLog, type UeventAction, type UeventLog } from '../events.js'
-import { Mask, parseApMask, qciMaskText } from '../mask.js'
+import { hex2mask, Mask, parseApMask, qciMaskText } from '../mask.js'
 import { cstr, kstrtobool, kstrtoull, sscanfInt } from '../parse.js'
 import { PAGE_SIZE, type AttrDecl } from '../sysfs.js'
 import { QCI_FEATURES, type Topology } from '../topology.js'
@@ -31,6 +31,36 @@ export interface ApDriver {
   inUse?: (apm: Mask, aqm: Mask) => boolean
   onConfigChanged?: (cur: QciInfo, prev: QciInfo) => void
   onScanComplete?: (cur: QciInfo, prev: QciInfo) => void
+}
+
+/** Everything about the bus a snapshot keeps beyond the machine's configuration. */
+export interface BusState {
+  apmask: string
+  aqmask: string
+  apDomain: number
+  configTime: number
+  pollTimeout: string
+  pollThread: boolean
+  driversAutoprobe: boolean
+  scans: string
+  bindingsCompleteCount: string
+  bindingsDone: boolean
+  masksInUse: boolean
+  cards: Array<{ id: number, driver: DriverName | null, zcryptOnline: boolean, config: boolean, chkstop: boolean, requestCount: string }>
+  queues: Array<{
+    apid: number
+    apqi: number
+    driver: DriverName | null
+    zcryptOnline: boolean
+    driverOverride: string | null
+    devState: Queue['devState']
+    smState: Queue['smState']
+    config: boolean
+    chkstop: boolean
+    requestCount: string
+    resets: number
+    resetResult: Queue['resetResult']
+  }>
 }
 
 const AP_CONFIG_TIME_MIN = 5
@@ -470,6 +500,76 @@ export class ApBus {
   synthUevent (dev: ApDevice | undefined, buf: string, devpath = '/bus/ap'): void {
     const r = synthUevent(this.uevents, dev?.devpath ?? devpath, 'ap', dev === undefined ? [] : dev.uevent(), buf)
     if (typeof r === 'string') fail('EINVAL', r)
+  }
+
+  state (): BusState {
+    const cards = this.sortedCards()
+    return {
+      apmask: this.apmask.toHex(),
+      aqmask: this.aqmask.toHex(),
+      apDomain: this.apDomain,
+      configTime: this.configTime,
+      pollTimeout: String(this.pollTimeout),
+      pollThread: this.pollThread,
+      driversAutoprobe: this.driversAutoprobe,
+      scans: String(this.scans),
+      bindingsCompleteCount: String(this.bindingsCompleteCount),
+      bindingsDone: this.bindingsDone,
+      masksInUse: this.masksInUse,
+      cards: cards.map(c => ({ id: c.id, driver: c.driver ?? null, zcryptOnline: c.zcryptOnline, config: c.config, chkstop: c.chkstop, requestCount: String(c.requestCount) })),
+      queues: cards.flatMap(c => c.sortedQueues()).map(q => ({
+        apid: q.apid,
+        apqi: q.apqi,
+        driver: q.driver ?? null,
+        zcryptOnline: q.zcryptOnline,
+        driverOverride: q.driverOverride ?? null,
+        devState: q.devState,
+        smState: q.smState,
+        config: q.config,
+        chkstop: q.chkstop,
+        requestCount: String(q.requestCount),
+        resets: q.resets,
+        resetResult: q.resetResult
+      }))
+    }
+  }
+
+  /** Puts a snapshot's bus state over a freshly booted bus of the same machine. */
+  restore (st: BusState): void {
+    this.apmask = hex2mask(st.apmask)
+    this.aqmask = hex2mask(st.aqmask)
+    this.apDomain = st.apDomain
+    this.configTime = st.configTime
+    this.pollTimeout = BigInt(st.pollTimeout)
+    this.pollThread = st.pollThread
+    this.driversAutoprobe = st.driversAutoprobe
+    this.scans = BigInt(st.scans)
+    this.bindingsCompleteCount = BigInt(st.bindingsCompleteCount)
+    this.bindingsDone = st.bindingsDone
+    this.masksInUse = st.masksInUse
+    for (const c of st.cards) {
+      const card = this.cards.get(c.id)
+      if (card === undefined) continue
+      Object.assign(card, { driver: c.driver ?? undefined, zcryptOnline: c.zcryptOnline, config: c.config, chkstop: c.chkstop, requestCount: BigInt(c.requestCount) })
+    }
+    this.overrideCount = 0
+    for (const q of st.queues) {
+      const queue = this.queue(q.apid, q.apqi)
+      if (queue === undefined) continue
+      Object.assign(queue, {
+        driver: q.driver ?? undefined,
+        zcryptOnline: q.zcryptOnline,
+        driverOverride: q.driverOverride ?? undefined,
+        devState: q.devState,
+        smState: q.smState,
+        config: q.config,
+        chkstop: q.chkstop,
+        requestCount: BigInt(q.requestCount),
+        resets: q.resets,
+        resetResult: q.resetResult
+      })
+      if (q.driverOverride !== null) this.overrideCount++
+    }
   }
 
   bindingsText (): string {

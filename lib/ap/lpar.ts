@@ -49,9 +49,27 @@ export class Lpar {
     this.features = new Set(t.qci.features)
     this.na = t.qci.maxAdapterId
     this.nd = t.qci.maxDomainId
+    this.usageDomains = new Mask()
+    this.controlDomains = new Mask()
+    this.reset(t)
+  }
+
+  /** Puts adapters and domains back to a topology's (undoing a refused change). */
+  reset (t: Topology): void {
+    this.adapters.clear()
     for (const a of t.adapters) this.adapters.set(a.id, { ...a })
     this.usageDomains = new Mask(t.usageDomains)
     this.controlDomains = new Mask(t.controlDomains)
+  }
+
+  /** The machine as it is now, as a topology (for snapshots). */
+  topology (boot: Topology): Topology {
+    return {
+      ...boot,
+      adapters: [...this.adapters.values()].sort((a, b) => a.id - b.id).map(a => ({ ...a })),
+      usageDomains: this.usageDomains.ids(),
+      controlDomains: this.controlDomains.ids()
+    }
   }
 
   /** The QCI instruction's result as of now. */

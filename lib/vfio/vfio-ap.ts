@@ -46,6 +46,26 @@ export class Mdev {
   get devpath (): string { return `/${this.treePath}` }
 }
 
+export interface ApcbState { apm: string, aqm: string, adm: string }
+export interface VfioState {
+  host: ApcbState
+  /** In creation order. */
+  mdevs: Array<{
+    uuid: string
+    iommuGroup: number
+    matrix: ApcbState
+    shadow: ApcbState
+    guest: string | null
+    guestApcb: ApcbState | null
+    guestUpdates: number
+    removing: boolean
+  }>
+  freedGroups: number[]
+  nextGroup: number
+}
+const apcbState = (c: Apcb): ApcbState => ({ apm: c.apm.toHex(), aqm: c.aqm.toHex(), adm: c.adm.toHex() })
+const apcbFrom = (c: ApcbState): Apcb => ({ apm: hex2mask(c.apm), aqm: hex2mask(c.aqm), adm: hex2mask(c.adm) })
+
 const UUID_RE = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/
 
 /** The matrix formatter shared by `matrix` and `guest_matrix` (vfio_ap_mdev_matrix_show). */
@@ -211,10 +231,9 @@ export class VfioAp implements ApDriver {
     m.guest = undefined
     m.guestApcb = undefined
     for (const a of m.apm.ids()) for (const d of m.aqm.ids()) { const q = this.linked(m, a, d); if (q !== undefined) this.reset(q) }
-    const waiting = m.pendingRemoves.splice(0)
-    if (waiting.length > 0) {
+    if (m.removing) {
       this.destroy(m)
-      for (const done of waiting) done()
+      for (const done of m.pendingRemoves.splice(0)) done()
     }
   }
 
@@ -485,6 +504,46 @@ export class VfioAp implements ApDriver {
       if (update) this.push(m)
       this.resetAdapters(m, filtered)
     }
+  }
+
+  state (): VfioState {
+    return {
+      host: apcbState(this.host),
+      mdevs: [...this.byUuid.values()].map(m => ({
+        uuid: m.uuid,
+        iommuGroup: m.iommuGroup,
+        matrix: apcbState(m),
+        shadow: apcbState(m.shadow),
+        guest: m.guest ?? null,
+        guestApcb: m.guestApcb === undefined ? null : apcbState(m.guestApcb),
+        guestUpdates: m.guestUpdates,
+        removing: m.removing
+      })),
+      freedGroups: [...this.freedGroups],
+      nextGroup: this.nextGroup
+    }
+  }
+
+  /** Puts a snapshot's mdevs into a freshly loaded driver. */
+  restore (st: VfioState): void {
+    this.host = apcbFrom(st.host)
+    for (const s of st.mdevs) {
+      const m = new Mdev(s.uuid, s.iommuGroup)
+      const matrix = apcbFrom(s.matrix)
+      this.setApm(m, matrix.apm)
+      m.aqm = matrix.aqm
+      m.adm = matrix.adm
+      m.shadow = apcbFrom(s.shadow)
+      m.guest = s.guest ?? undefined
+      m.guestApcb = s.guestApcb === null ? undefined : apcbFrom(s.guestApcb)
+      m.guestUpdates = s.guestUpdates
+      m.removing = s.removing
+      this.byUuid.set(m.uuid, m)
+      this.byGroup.set(m.iommuGroup, m)
+      if (m.guest !== undefined) this.byGuest.set(m.guest, m)
+    }
+    this.freedGroups.splice(0, this.freedGroups.length, ...st.freedGroups)
+    this.nextGroup = st.nextGroup
   }
 
   /** Queue `status` (vfio_ap adds it while the queue is bound to it). */

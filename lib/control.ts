@@ -1,0 +1,168 @@
+/**
+ * The control plane: what a test changes about the world around the simulated host — the
+ * machine's AP configuration (what the HMC, SE or SCLP do), guests starting and stopping on
+ * mdevs (what QEMU does), snapshots — and the control tree that exposes it inside the mount
+ * at `kernel/debug/apsim/`, where debugfs lives on a real host. The library API is Host's
+ * methods; the control files and the CLI only parse text into the same calls.
+ */
+import { fail, isSysfsError } from './errors.js'
+import { formatKlog } from './events.js'
+import { kstrtoull } from './parse.js'
+import { DirType, type DirNode, type Node } from './sysfs.js'
+import type { AdapterMode } from './topology.js'
+import type { NewAdapter } from './ap/lpar.js'
+import type { Host } from './host.js'
+
+export const CONTROL_PATH = 'kernel/debug/apsim'
+
+/** One change to the machine's AP configuration. */
+export type LparCommand =
+  | { op: 'add-adapter', adapter: NewAdapter }
+  | { op: 'remove-adapter' | 'add-usage-domain' | 'remove-usage-domain' | 'add-control-domain' | 'remove-control-domain', id: number }
+  | { op: 'configure' | 'checkstop', id: number, on: boolean }
+  | { op: 'scan' }
+
+const TYPES = ['CEX4', 'CEX5', 'CEX6', 'CEX7', 'CEX8'] as const
+const MODES: readonly AdapterMode[] = ['accel', 'cca', 'ep11']
+
+export const LPAR_USAGE = [
+  'add-adapter ID TYPE MODE     TYPE: CEX4..CEX8 or a raw type number; MODE: accel, cca, ep11',
+  'remove-adapter ID',
+  'configure ID on|off',
+  'checkstop ID on|off',
+  'add-usage-domain ID, remove-usage-domain ID, add-control-domain ID, remove-control-domain ID',
+  'scan'
+]
+
+function id (word: string | undefined, what: string): number {
+  if (word === undefined) fail('EINVAL', `${what} is missing`)
+  let v: bigint
+  try { v = kstrtoull(word) } catch { return fail('EINVAL', `${what} ${JSON.stringify(word)} is not a number`) }
+  if (v > 255n) fail('EINVAL', `${what} ${v} is not in 0..255`)
+  return Number(v)
+}
+
+function onOff (word: string | undefined): boolean {
+  if (word === 'on' || word === '1') return true
+  if (word === 'off' || word === '0') return false
+  return fail('EINVAL', `expected on or off, got ${JSON.stringify(word ?? '')}`)
+}
+
+/** Parses the control grammar (one command per line, `#` comments). */
+export function parseLparCommands (text: string): LparCommand[] {
+  const cmds: LparCommand[] = []
+  for (const raw of text.split('\n')) {
+    const words = raw.replace(/#.*/, '').trim().split(/\s+/).filter(w => w !== '')
+    if (words.length === 0) continue
+    const [op, a, b, c] = words
+    const expect = (n: number): void => { if (words.length !== n) fail('EINVAL', `${op}: expected ${n - 1} argument(s) in ${JSON.stringify(raw)}`) }
+    switch (op) {
+      case 'add-adapter': {
+        expect(4)
+        const mode = c as AdapterMode
+        if (!MODES.includes(mode)) fail('EINVAL', `add-adapter: mode must be accel, cca or ep11, got ${JSON.stringify(c)}`)
+        const adapter: NewAdapter = { id: id(a, 'adapter'), mode }
+        if ((TYPES as readonly string[]).includes(b)) adapter.type = b as NewAdapter['type']
+        else adapter.rawType = id(b, 'adapter type')
+        cmds.push({ op, adapter })
+        break
+      }
+      case 'configure': case 'checkstop':
+        expect(3)
+        cmds.push({ op, id: id(a, 'adapter'), on: onOff(b) })
+        break
+      case 'remove-adapter': case 'add-usage-domain': case 'remove-usage-domain': case 'add-control-domain': case 'remove-control-domain':
+        expect(2)
+        cmds.push({ op, id: id(a, op === 'remove-adapter' ? 'adapter' : 'domain') })
+        break
+      case 'scan':
+        expect(1)
+        cmds.push({ op })
+        break
+      default:
+        fail('EINVAL', `unknown command ${JSON.stringify(op)}; commands: ${LPAR_USAGE.join('; ')}`)
+    }
+  }
+  return cmds
+}
+
+export const GUEST_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/
+
+export interface GuestInfo { name: string, mdev: string, apcb: { apm: string, aqm: string, adm: string }, updates: number }
+
+/**
+ * The control tree. Writes that fail leave their reason in `last_error` (the errno alone
+ * cannot say why).
+ */
+export function controlTree (host: Host): DirNode {
+  let lastError = ''
+  const guarded = (fn: (buf: string) => void) => (_h: Host, buf: string): void => {
+    try {
+      fn(buf)
+    } catch (e) {
+      if (isSysfsError(e)) lastError = `${e.code}: ${e.why}\n`
+      throw e
+    }
+  }
+  const jsonLines = (items: unknown[]): string => items.map(i => JSON.stringify(i) + '\n').join('')
+  const unbounded = Number.MAX_SAFE_INTEGER
+
+  const guestDir = new DirType<GuestInfo>([
+    { name: 'mdev', mode: 0o400, show: g => `${g.mdev}\n` },
+    { name: 'apcb', mode: 0o400, show: g => `${g.apcb.apm},${g.apcb.aqm},${g.apcb.adm}\n` },
+    { name: 'updates', mode: 0o400, show: g => `${g.updates}\n` },
+    { name: 'sys', dir: g => host.guestView(g.name) }
+  ])
+
+  return new DirType<Host>([
+    { name: 'dmesg', mode: 0o400, limit: unbounded, show: h => h.klog.records().map(r => formatKlog(r) + '\n').join('') },
+    { name: 'kmsg', mode: 0o400, limit: unbounded, show: h => jsonLines(h.klog.records()) },
+    { name: 'uevents', mode: 0o400, limit: unbounded, show: h => jsonLines(h.uevents.records()) },
+    {
+      name: 'lpar',
+      mode: 0o600,
+      limit: unbounded,
+      show: h => h.lparText(),
+      store: guarded(buf => host.changeLpar(parseLparCommands(buf.replace(/\0.*$/s, ''))))
+    },
+    {
+      name: 'guests',
+      mode: 0o600,
+      limit: unbounded,
+      show: h => h.guests().map(g => `${g.name} ${g.mdev}\n`).join(''),
+      store: guarded(buf => {
+        const words = buf.replace(/\0.*$/s, '').trim().split(/\s+/)
+        if (words[0] === 'start' && words.length === 3) host.startGuest(words[1], words[2])
+        else if (words[0] === 'stop' && words.length === 2) host.stopGuest(words[1])
+        else fail('EINVAL', `expected "start NAME UUID" or "stop NAME", got ${JSON.stringify(buf)}`)
+      })
+    },
+    {
+      name: 'guest',
+      dir: h => new DirType<Host>([{
+        kind: 'dir',
+        names: hh => hh.guests().map(g => g.name),
+        lookup: (hh, name): Node | undefined => {
+          const g = hh.guests().find(x => x.name === name)
+          return g === undefined ? undefined : guestDir.instance(g)
+        }
+      }]).instance(h)
+    },
+    { name: 'state', mode: 0o400, limit: unbounded, show: h => JSON.stringify(h.snapshot(), null, 1) + '\n' },
+    { name: 'restore', mode: 0o200, store: guarded(buf => host.restoreFrom(buf.replace(/\0.*$/s, '').replace(/\n$/, ''))) },
+    { name: 'last_error', mode: 0o400, show: () => lastError }
+  ]).instance(host)
+}
+
+/** Wraps a tree so that it reads like a different root: read-only, links re-rooted under `prefix`. */
+export function readOnlyView (node: DirNode, prefix: string): DirNode {
+  const wrap = (n: Node): Node => {
+    switch (n.kind) {
+      case 'link': return { kind: 'link', target: `${prefix}/${n.target}` }
+      case 'attr': return { kind: 'attr', mode: n.mode & 0o444, show: n.show, limit: n.limit }
+      case 'dir': return { kind: 'dir', mode: n.mode, entries: () => n.entries(), lookup: name => { const c = n.lookup(name); return c === undefined ? undefined : wrap(c) } }
+    }
+  }
+  return wrap(node) as DirNode
+}
+
