@@ -212,6 +212,7 @@ export class Host {
     const apcb = m.guestApcb
     const lpar = this.bus.lpar
     const guest: Topology = {
+      kernel: 'newest',
       host: 'kvm',
       qci: { available: true, features: [...lpar.features].filter(f => f !== 'APSB'), maxAdapterId: lpar.na, maxDomainId: lpar.nd },
       interrupts: true,

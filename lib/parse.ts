@@ -66,11 +66,13 @@ export function kstrtoul (buf: string): number {
  * kstrtobool(): decided by the first one or two characters. Newest kernels also accept
  * e/E (enable) and d/D (disable).
  */
-export function kstrtobool (buf: string): boolean {
+export function kstrtobool (buf: string, enableDisable = true): boolean {
   const s = cstr(buf)
   switch (s[0]) {
-    case 'y': case 'Y': case 't': case 'T': case '1': case 'e': case 'E': return true
-    case 'n': case 'N': case 'f': case 'F': case '0': case 'd': case 'D': return false
+    case 'y': case 'Y': case 't': case 'T': case '1': return true
+    case 'n': case 'N': case 'f': case 'F': case '0': return false
+    case 'e': case 'E': if (enableDisable) return true; break
+    case 'd': case 'D': if (enableDisable) return false; break
     case 'o': case 'O':
       if (s[1] === 'n' || s[1] === 'N') return true
       if (s[1] === 'f' || s[1] === 'F') return false
@@ -102,6 +104,17 @@ export function sscanfInt (buf: string, conversion: 'd' | 'i'): number | undefin
   if (n === start) return undefined
   v = BigInt.asIntN(32, neg ? -v : v)
   return Number(v)
+}
+
+/** sscanf(buf, "%llu"): leading white space, decimal digits, trailing text ignored (wraps at 64 bits). */
+export function sscanfU64 (buf: string): bigint | undefined {
+  const s = cstr(buf)
+  let i = 0
+  while (isSpace(s[i])) i++
+  let v = 0n
+  const start = i
+  for (; i < s.length && s[i] >= '0' && s[i] <= '9'; i++) v = (v * 10n + BigInt(s.charCodeAt(i) - 48)) & U64_MAX
+  return i === start ? undefined : v
 }
 
 /** simple_strtoul(s, &end, 0) as used by the AP bus relative mask grammar: returns [value, end]. */

@@ -4,6 +4,7 @@
  * field by field; every error names the field and the reason.
  */
 import { parse as parseYaml } from 'yaml'
+import { PROFILE_NAMES } from './profiles.js'
 
 export const QCI_FEATURES = ['APSC', 'APXA', 'QACT', 'RC8A', 'APSB'] as const
 export type QciFeature = typeof QCI_FEATURES[number]
@@ -29,6 +30,8 @@ export interface AdapterSpec {
 }
 
 export interface Topology {
+  /** The kernel profile (lib/profiles.ts): `newest` unless given. */
+  kernel: string
   host: HostKind
   qci: { available: boolean, features: QciFeature[], maxAdapterId: number, maxDomainId: number }
   interrupts: boolean
@@ -136,11 +139,17 @@ function defaultSerial (id: number, mode: AdapterMode): string {
   return mode === 'ep11' ? `93AAP${hex}SIM000000`.slice(0, 16) : `93AAC${hex}S`.slice(0, 8)
 }
 
+/** YAML reads an unquoted `6.10` as the number 6.1: map numbers back onto profile names. */
+function kernelName (v: unknown): unknown {
+  if (typeof v !== 'number') return v
+  return PROFILE_NAMES.find(n => parseFloat(n) === v) ?? String(v)
+}
+
 /** Validates parsed YAML/JSON into a Topology; `source` prefixes error messages. */
 export function topologyFrom (data: unknown, source?: string): Topology {
   const r = new Reader(source)
   const o = r.obj(data ?? {}, '(top level)')
-  r.keys(o, '', ['host', 'qci', 'interrupts', 'adapters', 'usage_domains', 'control_domains', 'kernel_params', 'modules'])
+  r.keys(o, '', ['kernel', 'host', 'qci', 'interrupts', 'adapters', 'usage_domains', 'control_domains', 'kernel_params', 'modules'])
 
   let qci: Topology['qci'] = { available: false, features: [], maxAdapterId: 0, maxDomainId: 0 }
   if (o.qci !== undefined && o.qci !== false) {
@@ -184,6 +193,7 @@ export function topologyFrom (data: unknown, source?: string): Topology {
   }
 
   return {
+    kernel: o.kernel === undefined ? 'newest' : r.oneOf(kernelName(o.kernel), 'kernel', PROFILE_NAMES),
     host: o.host === undefined ? 'lpar' : r.oneOf(o.host, 'host', ['lpar', 'zvm', 'kvm'] as const),
     qci,
     interrupts: o.interrupts === undefined ? true : r.bool(o.interrupts, 'interrupts'),
@@ -206,6 +216,7 @@ export function topologyData (t: Topology): Record<string, unknown> {
   if (t.kernelParams.pollThread !== undefined) kp['ap.poll_thread'] = t.kernelParams.pollThread
   if (t.kernelParams.useirq !== undefined) kp['ap.useirq'] = t.kernelParams.useirq
   return {
+    kernel: t.kernel,
     host: t.host,
     qci: t.qci.available
       ? { available: true, features: t.qci.features, max_adapter_id: t.qci.maxAdapterId, max_domain_id: t.qci.maxDomainId }
@@ -246,6 +257,7 @@ export function loadTopology (text: string, source?: string): Topology {
  * 0xab and 0xff.
  */
 export const DEFAULT_TOPOLOGY_YAML = `# The LPAR of the kernel's vfio-ap documentation example
+kernel: newest
 host: lpar
 qci:
   features: [APSC, APXA, QACT, RC8A]

@@ -6,7 +6,8 @@
 import { fail } from '../errors.js'
 import { synthUevent, type KernelLog, type UeventAction, type UeventLog } from '../events.js'
 import { hex2mask, Mask, parseApMask, qciMaskText } from '../mask.js'
-import { cstr, kstrtobool, kstrtoull, sscanfInt } from '../parse.js'
+import { cstr, kstrtobool, kstrtoull, sscanfInt, sscanfU64 } from '../parse.js'
+import { NEWEST, profile, type KernelProfile } from '../profiles.js'
 import { PAGE_SIZE, type AttrDecl } from '../sysfs.js'
 import { QCI_FEATURES, type Topology } from '../topology.js'
 import { Card, Queue, type DriverName } from './device.js'
@@ -74,6 +75,7 @@ export function sysfsStreq (a: string, b: string): boolean {
 }
 
 export class ApBus {
+  readonly profile: KernelProfile
   readonly lpar: Lpar
   readonly maxAdapterId: number
   readonly maxDomainId: number
@@ -99,6 +101,7 @@ export class ApBus {
   readonly params: Topology['kernelParams']
 
   constructor (t: Topology, readonly klog: KernelLog, readonly uevents: UeventLog) {
+    this.profile = profile(t.kernel) ?? NEWEST
     this.lpar = new Lpar(t)
     this.qci = this.lpar.qci()
     const apxa = this.qci.available && this.qci.features.has('APXA')
@@ -277,6 +280,7 @@ export class ApBus {
     if (bound !== total) return
     this.bindingsDone = true
     this.bindingsCompleteCount++
+    if (!this.profile.scansAndBindings) return
     this.uevents.emit('change', '/devices/ap', 'ap', [['BINDINGS', 'complete'], ['COMPLETECOUNT', String(this.bindingsCompleteCount)]])
   }
 
@@ -297,7 +301,7 @@ export class ApBus {
     for (let apid = 0; apid <= this.maxAdapterId; apid++) this.scanAdapter(apid)
     if (changed) for (const d of this.drivers) d.onScanComplete?.(cur, prev)
     this.scans++
-    if (this.scans === 1n) this.uevents.emit('change', '/devices/ap', 'ap', [['INITSCAN', 'done']])
+    if (this.scans === 1n && this.profile.scansAndBindings) this.uevents.emit('change', '/devices/ap', 'ap', [['INITSCAN', 'done']])
     this.checkBindingsComplete()
   }
 
@@ -321,8 +325,9 @@ export class ApBus {
   }
 
   private compatibleType (raw: number): number {
-    if (raw >= 10 && raw <= 14) return raw
-    if (raw > 14 && this.qci.features.has('QACT')) return 14
+    const newest = this.profile.maxKnownType
+    if (raw >= 10 && raw <= newest) return raw
+    if (raw > newest && this.qci.features.has('QACT')) return newest
     return 0
   }
 
@@ -426,8 +431,10 @@ export class ApBus {
     if (next.equals(current)) return
     const newlySet = next.andNot(current)
     if (!newlySet.isEmpty()) {
-      const apm = which === 'apmask' ? newlySet : Mask.all()
-      const aqm = which === 'aqmask' ? newlySet : Mask.all()
+      // 6.19 asks about all 256 ids of the other mask, older kernels about its current bits.
+      const other = (m: Mask): Mask => this.profile.driverOverride ? Mask.all() : m
+      const apm = which === 'apmask' ? newlySet : other(this.apmask)
+      const aqm = which === 'aqmask' ? newlySet : other(this.aqmask)
       for (const d of this.drivers) {
         if (d.inUse?.(apm, aqm) === true) fail('EBUSY', `${which}: an id to be reserved is assigned to a mediated device of ${d.name}`)
       }
@@ -435,7 +442,7 @@ export class ApBus {
     this[which] = next
     this.masksInUse = !this.apmask.equals(Mask.all()) || !this.aqmask.equals(Mask.all())
     this.reviseReserved()
-    this.uevents.emit('change', '/devices/ap', 'ap', [[which.toUpperCase(), `${next.toHex()}\n`]])
+    if (this.profile.maskChangeUevents) this.uevents.emit('change', '/devices/ap', 'ap', [[which.toUpperCase(), `${next.toHex()}\n`]])
   }
 
   private reviseReserved (): void {
@@ -622,7 +629,14 @@ export const busAttrs: Array<AttrDecl<ApBus>> = [
     mode: 0o644,
     show: b => `${b.pollThread ? 1 : 0}\n`,
     store: (b, buf) => {
-      const on = kstrtobool(buf)
+      let on: boolean
+      if (b.profile.apFeatures64) {
+        on = kstrtobool(buf, b.profile.boolEnableDisable)
+      } else {
+        const v = sscanfInt(buf, 'd')
+        if (v === undefined) fail('EINVAL', `poll_thread: ${JSON.stringify(buf)} is not a number`)
+        on = v !== 0
+      }
       // With adapter interrupts in use the thread is not started.
       b.pollThread = on && !b.interrupts
     }
@@ -633,7 +647,14 @@ export const busAttrs: Array<AttrDecl<ApBus>> = [
     mode: 0o644,
     show: b => `${b.pollTimeout}\n`,
     store: (b, buf) => {
-      const v = kstrtoull(buf)
+      let v: bigint
+      if (b.profile.apFeatures64) {
+        v = kstrtoull(buf)
+      } else {
+        const old = sscanfU64(buf)
+        if (old === undefined || old === 0n) fail('EINVAL', `poll_timeout: ${JSON.stringify(buf)} is not a positive number`)
+        v = old
+      }
       if (v > POLL_TIMEOUT_MAX) fail('EINVAL', `poll_timeout: ${v} ns is more than 120 s`)
       b.pollTimeout = v
     }
@@ -642,10 +663,10 @@ export const busAttrs: Array<AttrDecl<ApBus>> = [
   { name: 'ap_max_adapter_id', mode: 0o444, show: b => `${b.maxAdapterId}\n` },
   { name: 'apmask', mode: 0o644, show: b => `${b.apmask.toHex()}\n`, store: (b, buf) => b.storeMask('apmask', buf) },
   { name: 'aqmask', mode: 0o644, show: b => `${b.aqmask.toHex()}\n`, store: (b, buf) => b.storeMask('aqmask', buf) },
-  { name: 'scans', mode: 0o644, show: b => `${b.scans}\n`, store: b => { if (b.scans > 0n) b.scan() } },
-  { name: 'bindings', mode: 0o444, show: b => b.bindingsText() },
-  { name: 'bindings_complete_count', mode: 0o444, show: b => `${b.bindingsCompleteCount}\n` },
-  { name: 'features', mode: 0o444, show: b => b.featuresText() },
+  { name: 'scans', mode: 0o644, visible: b => b.profile.scansAndBindings, show: b => `${b.scans}\n`, store: b => { if (b.scans > 0n) b.scan() } },
+  { name: 'bindings', mode: 0o444, visible: b => b.profile.scansAndBindings, show: b => b.bindingsText() },
+  { name: 'bindings_complete_count', mode: 0o444, visible: b => b.profile.driverOverride, show: b => `${b.bindingsCompleteCount}\n` },
+  { name: 'features', mode: 0o444, visible: b => b.profile.apFeatures64, show: b => b.featuresText() },
   // driver-core bus attributes
   {
     name: 'drivers_autoprobe',

@@ -58,7 +58,8 @@ export class Card {
   get name (): string { return cardName(this.id) }
   get devpath (): string { return `/devices/ap/${this.name}` }
   get treePath (): string { return `devices/ap/${this.name}` }
-  get cardFunctions (): number { return (this.functions & 0xffff0000) >>> 0 }
+  /** What the card shows: 6.4 hides the low 16 bits (SE bind state and below). */
+  get cardFunctions (): number { return this.bus.profile.apFeatures64 ? (this.functions & 0xffff0000) >>> 0 : this.functions >>> 0 }
   get mode (): AdapterMode | undefined { return modeOf(this.functions) }
   get online (): boolean { return this.config && !this.chkstop && this.zcryptOnline }
   get maxMsgSize (): number { return this.ml !== 0 ? this.ml * 4096 : 12288 }
@@ -155,8 +156,8 @@ export const cardCoreAttrs: Array<AttrDecl<Card>> = [
     show: c => `${c.config ? 1 : 0}\n`,
     store: (c, buf) => c.bus.storeCardConfig(c, parseZeroOne(buf, 'config'))
   },
-  { name: 'chkstop', mode: 0o444, show: c => `${c.chkstop ? 1 : 0}\n` },
-  { name: 'max_msg_size', mode: 0o444, show: c => `${c.maxMsgSize}\n` },
+  { name: 'chkstop', mode: 0o444, visible: c => c.bus.profile.chkstopAndMaxMsgSize, show: c => `${c.chkstop ? 1 : 0}\n` },
+  { name: 'max_msg_size', mode: 0o444, visible: c => c.bus.profile.chkstopAndMaxMsgSize, show: c => `${c.maxMsgSize}\n` },
   { name: 'uevent', mode: 0o644, show: c => ueventText(c.uevent()), store: (c, buf) => c.bus.synthUevent(c, buf) }
 ]
 
@@ -188,11 +189,12 @@ export const queueCoreAttrs: Array<AttrDecl<Queue>> = [
     show: q => q.card.bus.interrupts && q.devState === 'operating' ? 'Interrupts enabled.\n' : 'Interrupts disabled.\n'
   },
   { name: 'config', mode: 0o444, show: q => `${q.config ? 1 : 0}\n` },
-  { name: 'chkstop', mode: 0o444, show: q => `${q.chkstop ? 1 : 0}\n` },
-  { name: 'ap_functions', mode: 0o444, show: q => `${hex8(q.card.functions)}\n` },
+  { name: 'chkstop', mode: 0o444, visible: q => q.card.bus.profile.chkstopAndMaxMsgSize, show: q => `${q.chkstop ? 1 : 0}\n` },
+  { name: 'ap_functions', mode: 0o444, visible: q => q.card.bus.profile.apFeatures64, show: q => `${hex8(q.card.functions)}\n` },
   {
     name: 'driver_override',
     mode: 0o644,
+    visible: q => q.card.bus.profile.driverOverride,
     show: q => `${q.driverOverride ?? ''}\n`,
     store: (q, buf) => q.card.bus.storeDriverOverride(q, buf)
   },

@@ -12,7 +12,7 @@ import { MATRIX_PATH, matrixText, type Mdev, TYPE_DIR, TYPE_NAME, type VfioAp } 
 
 /** Attributes vfio_ap adds to the queues it has bound. */
 export function vfioQueueAttrs (v: VfioAp): Array<AttrDecl<Queue>> {
-  return [{ name: 'status', mode: 0o444, visible: q => q.driver === 'vfio_ap', show: q => v.queueStatus(q) }]
+  return [{ name: 'status', mode: 0o444, visible: q => q.driver === 'vfio_ap' && v.profile.queueStatus, show: q => v.queueStatus(q) }]
 }
 
 const links = (names: () => Iterable<string>, target: (name: string) => string | undefined): DirNode =>
@@ -40,8 +40,8 @@ export function vfioTree (v: VfioAp, power: PowerDirs): VfioTrees {
     { name: 'unassign_control_domain', mode: 0o200, store: (m, buf) => v.unassignControlDomain(m, buf) },
     { name: 'control_domains', mode: 0o444, show: m => m.adm.ids().filter(d => d <= v.aqmMax).map(d => d.toString(16).padStart(4, '0') + '\n').join('') },
     { name: 'matrix', mode: 0o444, show: m => matrixText(m.apm, m.aqm, v.apmMax, v.aqmMax) },
-    { name: 'guest_matrix', mode: 0o444, show: m => matrixText(m.shadow.apm, m.shadow.aqm, v.apmMax, v.aqmMax) },
-    { name: 'ap_config', mode: 0o644, show: m => v.apConfigText(m), store: (m, buf) => v.storeApConfig(m, buf) },
+    { name: 'guest_matrix', mode: 0o444, visible: () => v.profile.dynamicConfig, show: m => matrixText(m.shadow.apm, m.shadow.aqm, v.apmMax, v.aqmMax) },
+    { name: 'ap_config', mode: 0o644, visible: () => v.profile.apConfig, show: m => v.apConfigText(m), store: (m, buf) => v.storeApConfig(m, buf) },
     { name: 'remove', mode: 0o200, visible: m => !m.removing, store: (m, buf) => v.removeStore(m, buf) },
     { name: 'uevent', mode: 0o644, show: () => `DRIVER=vfio_ap_mdev\nMDEV_TYPE=${TYPE_NAME}\n`, store: (m, buf) => synth(m.devpath, 'mdev', [['DRIVER', 'vfio_ap_mdev'], ['MDEV_TYPE', TYPE_NAME]])(m, buf) },
     { name: 'mdev_type', link: () => `${MATRIX_PATH}/mdev_supported_types/${TYPE_DIR}` },
@@ -65,7 +65,7 @@ export function vfioTree (v: VfioAp, power: PowerDirs): VfioTrees {
   ]).instance(null)
 
   const matrixDir = new DirType<null>([
-    { name: 'features', mode: 0o444, show: () => 'guest_matrix hotplug ap_config\n' },
+    { name: 'features', mode: 0o444, visible: () => v.profile.matrixFeatures, show: () => 'guest_matrix hotplug ap_config\n' },
     { name: 'mdev_supported_types', dir: () => new DirType<null>([{ name: TYPE_DIR, dir: () => typeDir }]).instance(null) },
     { name: 'driver', link: () => 'bus/matrix/drivers/vfio_ap' },
     { name: 'subsystem', link: () => 'bus/matrix' },

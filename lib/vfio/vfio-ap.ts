@@ -10,6 +10,7 @@ import { cstr, kstrtoull } from '../parse.js'
 import type { ApBus, ApDevice, ApDriver } from '../ap/bus.js'
 import { apqnText, type Queue } from '../ap/device.js'
 import type { QciInfo } from '../ap/lpar.js'
+import type { KernelProfile } from '../profiles.js'
 
 /** MAX_ZDEV_ENTRIES_EXT: 256 x 256. */
 export const MAX_MDEVS = 65536
@@ -108,11 +109,13 @@ export class VfioAp implements ApDriver {
   host: Apcb
   readonly apmMax: number
   readonly aqmMax: number
+  readonly profile: KernelProfile
 
   constructor (readonly bus: ApBus, readonly klog: KernelLog, readonly uevents: UeventLog) {
     this.host = this.hostConfig(bus.qci)
     this.apmMax = bus.maxAdapterId
     this.aqmMax = bus.maxDomainId
+    this.profile = bus.profile
   }
 
   private hostConfig (qci: QciInfo): Apcb {
@@ -162,7 +165,7 @@ export class VfioAp implements ApDriver {
     if (!UUID_RE.test(text)) fail('EINVAL', `create: ${JSON.stringify(text)} is not a UUID`)
     const uuid = text.toLowerCase()
     if (this.byUuid.has(uuid)) fail('EEXIST', `create: mdev ${uuid} exists`)
-    if (this.byUuid.size >= MAX_MDEVS) fail('EUSERS', 'create: no instances of vfio_ap-passthrough left')
+    if (this.byUuid.size >= MAX_MDEVS) fail(this.profile.exhaustedEusers ? 'EUSERS' : 'EPERM', 'create: no instances of vfio_ap-passthrough left')
     const group = this.freedGroups.shift() ?? this.nextGroup++
     const m = new Mdev(uuid, group)
     this.byUuid.set(uuid, m)
@@ -185,11 +188,12 @@ export class VfioAp implements ApDriver {
     // device_remove_file_self: the first writer wins, a concurrent one returns at once.
     if (m.removing) return
     if (m.guest === undefined) { this.destroy(m); return }
+    if (!this.profile.removeBlocks) fail('EBUSY', `remove: mdev ${m.uuid} is in use by guest ${m.guest}`)
     m.removing = true
     // The vfio core asks the user (QEMU) to release the device and waits; newest kernels
     // take the AP resources away from the guest at once.
-    this.notice(m, 'Relaying device request to user (#0)')
-    if (m.guestApcb !== undefined && (!m.guestApcb.apm.isEmpty() || !m.guestApcb.aqm.isEmpty() || !m.guestApcb.adm.isEmpty())) {
+    if (this.profile.removeRequestLog) this.notice(m, 'Relaying device request to user (#0)')
+    if (this.profile.newLogWording && m.guestApcb !== undefined && (!m.guestApcb.apm.isEmpty() || !m.guestApcb.aqm.isEmpty() || !m.guestApcb.adm.isEmpty())) {
       m.guestApcb = emptyApcb()
       m.guestUpdates++
     }
@@ -220,6 +224,8 @@ export class VfioAp implements ApDriver {
     if (other !== undefined) fail('EPERM', `guest ${guest} already has mdev ${other.uuid}; a guest takes one vfio_ap mdev`)
     m.guest = guest
     this.byGuest.set(guest, m)
+    // Before dynamic configuration the guest simply gets the assigned matrix.
+    if (!this.profile.dynamicConfig) m.shadow = cloneApcb(m)
     this.push(m)
   }
 
@@ -256,15 +262,23 @@ export class VfioAp implements ApDriver {
   // -------------------------------------------------------------------------------------
   // The filter (vfio_ap_mdev_filter_matrix, vfio_ap_mdev_filter_cdoms)
 
-  private passable (q: Queue): boolean { return q.resetResult !== 'failed' }
+  private passable (q: Queue): boolean {
+    if (this.profile.passableDeconfigured) return q.resetResult !== 'failed'
+    return q.resetResult === 'normal' || q.resetResult === 'deconfigured'
+  }
 
-  /** Recomputes S_apm/S_aqm; adapters that were in the guest view and got dropped go to `filtered`. */
-  private filterMatrix (m: Mdev, filtered: Set<number>): boolean {
+  /**
+   * Recomputes S_apm/S_aqm; adapters that were in the guest view and got dropped go to
+   * `filtered`. Before 6.8 only the APQNs of `scope` (what was just assigned or bound) were
+   * examined, so an adapter filtered earlier could come back.
+   */
+  private filterMatrix (m: Mdev, filtered: Set<number>, scope?: { apm: Mask, aqm: Mask }): boolean {
     const prev = m.shadow
     const apm = m.apm.and(this.host.apm)
     const aqm = m.aqm.and(this.host.aqm)
-    const domains = aqm.ids()
-    for (const a of apm.ids()) {
+    const partial = !this.profile.filterWholeMatrix && scope !== undefined
+    const domains = partial ? scope.aqm.ids() : aqm.ids()
+    for (const a of partial ? scope.apm.ids() : apm.ids()) {
       for (const d of domains) {
         const q = this.linked(m, a, d)
         if (q === undefined || !this.passable(q)) {
@@ -286,15 +300,34 @@ export class VfioAp implements ApDriver {
     return changed
   }
 
-  /** Full filter, push if the view changed, reset queues of adapters that were filtered out. */
-  private refilter (m: Mdev, cdoms = false): void {
+  /** Filter, push if the view changed, reset queues of adapters that were filtered out (6.8). */
+  private refilter (m: Mdev, cdoms = false, scope?: { apm: Mask, aqm: Mask }): void {
     const filtered = new Set<number>()
-    let update = this.filterMatrix(m, filtered)
+    let update = this.filterMatrix(m, filtered, scope)
     if (cdoms) update = this.filterCdoms(m) || update
     if (update) {
       this.push(m)
-      this.resetAdapters(m, filtered)
+      if (this.profile.filterWholeMatrix) this.resetAdapters(m, filtered)
     }
+  }
+
+  /** Before 6.0 every assignment store is refused while a guest holds the mdev, before parsing. */
+  private staticGuard (m: Mdev): void {
+    if (!this.profile.dynamicConfig && m.guest !== undefined) fail('EBUSY', `mdev ${m.uuid} is in use by guest ${m.guest}`)
+  }
+
+  /** Before 6.0: an APQN of the new matrix (or, with no domain, some queue of the adapter) must be bound to vfio_ap. */
+  private verifyBound (apids: number[], apqis: number[], what: string): void {
+    const bound = (a: number | undefined, d: number | undefined): boolean => {
+      for (const q of this.bus.allQueues()) if (q.driver === 'vfio_ap' && (a === undefined || q.apid === a) && (d === undefined || q.apqi === d)) return true
+      return false
+    }
+    if (apids.length === 0 || apqis.length === 0) {
+      for (const a of apids) if (!bound(a, undefined)) fail('EADDRNOTAVAIL', `${what}: no queue of adapter ${a} is bound to vfio_ap`)
+      for (const d of apqis) if (!bound(undefined, d)) fail('EADDRNOTAVAIL', `${what}: no queue of domain ${d} is bound to vfio_ap`)
+      return
+    }
+    for (const a of apids) for (const d of apqis) if (!bound(a, d)) fail('EADDRNOTAVAIL', `${what}: queue ${apqnText(a, d)} is not bound to vfio_ap`)
   }
 
   // -------------------------------------------------------------------------------------
@@ -311,23 +344,41 @@ export class VfioAp implements ApDriver {
     for (const a of apm.ids()) {
       for (const d of domains) if (this.hostOwned(a, d)) fail('EADDRNOTAVAIL', `queue ${apqnText(a, d)} is reserved for the host's default drivers`)
     }
+    this.verifyNoSharing(m, apm, aqm)
+  }
+
+  private verifyNoSharing (m: Mdev, apm: Mask, aqm: Mask): void {
     for (const x of this.mdevs) {
       if (x === m) continue
       const oa = apm.and(x.apm)
       const od = aqm.and(x.aqm)
       if (oa.isEmpty() || od.isEmpty()) continue
-      for (const a of oa.ids()) for (const d of od.ids()) this.warn(m, `Userspace may not assign queue ${apqnText(a, d)} to mdev: already assigned to ${x.uuid}`)
+      if (this.profile.dynamicConfig) {
+        for (const a of oa.ids()) {
+          for (const d of od.ids()) {
+            if (this.profile.newLogWording) this.warn(m, `Userspace may not assign queue ${apqnText(a, d)} to mdev: already assigned to ${x.uuid}`)
+            else this.warn(x, `Userspace may not re-assign queue ${apqnText(a, d)} already assigned to ${x.uuid}`)
+          }
+        }
+      }
       fail('EADDRINUSE', `queues of ${x.uuid} would be shared`)
     }
   }
 
   /** The AP bus's in-use callback: are any of these APQNs assigned to an mdev? */
   inUse (apm: Mask, aqm: Mask): boolean {
+    if (!this.profile.dynamicConfig) return false
     for (const x of this.mdevs) {
       const oa = apm.and(x.apm)
       const od = aqm.and(x.aqm)
       if (oa.isEmpty() || od.isEmpty()) continue
-      for (const a of oa.ids()) for (const d of od.ids()) this.warn(x, `Can not reserve queue ${apqnText(a, d)} for host driver: in use by mdev`)
+      for (const a of oa.ids()) {
+        for (const d of od.ids()) {
+          this.warn(x, this.profile.newLogWording
+            ? `Can not reserve queue ${apqnText(a, d)} for host driver: in use by mdev`
+            : `Userspace may not re-assign queue ${apqnText(a, d)} already assigned to ${x.uuid}`)
+        }
+      }
       return true
     }
     return false
@@ -343,24 +394,52 @@ export class VfioAp implements ApDriver {
   }
 
   assignAdapter (m: Mdev, buf: string): void {
+    this.staticGuard(m)
     const apid = this.parseId(buf, this.apmMax, 'adapter')
+    if (!this.profile.dynamicConfig) {
+      this.verifyBound([apid], m.aqm.ids(), 'assign_adapter')
+      const apm = m.apm.clone().set(apid)
+      try {
+        this.verifyNoSharing(m, apm, m.aqm)
+      } catch (e) {
+        // The old store clears the bit on a sharing error, even if it was set before.
+        this.setApm(m, m.apm.clone().clear(apid))
+        throw e
+      }
+      this.setApm(m, apm)
+      return
+    }
     if (m.apm.has(apid)) return
     const apm = m.apm.clone().set(apid)
     this.validate(m, apm, m.aqm)
     this.setApm(m, apm)
-    this.refilter(m)
+    this.refilter(m, false, { apm: new Mask([apid]), aqm: m.aqm })
   }
 
   assignDomain (m: Mdev, buf: string): void {
+    this.staticGuard(m)
     const apqi = this.parseId(buf, this.aqmMax, 'domain')
+    if (!this.profile.dynamicConfig) {
+      this.verifyBound(m.apm.ids(), [apqi], 'assign_domain')
+      const aqm = m.aqm.clone().set(apqi)
+      try {
+        this.verifyNoSharing(m, m.apm, aqm)
+      } catch (e) {
+        m.aqm = m.aqm.clone().clear(apqi)
+        throw e
+      }
+      m.aqm = aqm
+      return
+    }
     if (m.aqm.has(apqi)) return
     const aqm = m.aqm.clone().set(apqi)
     this.validate(m, m.apm, aqm)
     m.aqm = aqm
-    this.refilter(m)
+    this.refilter(m, false, { apm: m.apm, aqm: new Mask([apqi]) })
   }
 
   assignControlDomain (m: Mdev, buf: string): void {
+    this.staticGuard(m)
     const id = this.parseId(buf, this.aqmMax, 'control domain')
     if (m.adm.has(id)) return
     m.adm.set(id)
@@ -395,6 +474,7 @@ export class VfioAp implements ApDriver {
   }
 
   unassignAdapter (m: Mdev, buf: string): void {
+    this.staticGuard(m)
     const apid = this.parseId(buf, this.apmMax, 'adapter')
     if (!m.apm.has(apid)) return
     this.unplugAdapters(m, [apid])
@@ -402,6 +482,7 @@ export class VfioAp implements ApDriver {
   }
 
   unassignDomain (m: Mdev, buf: string): void {
+    this.staticGuard(m)
     const apqi = this.parseId(buf, this.aqmMax, 'domain')
     if (!m.aqm.has(apqi)) return
     this.unplugDomains(m, [apqi])
@@ -409,6 +490,7 @@ export class VfioAp implements ApDriver {
   }
 
   unassignControlDomain (m: Mdev, buf: string): void {
+    this.staticGuard(m)
     const id = this.parseId(buf, this.aqmMax, 'control domain')
     if (!m.adm.has(id)) return
     m.adm = m.adm.clone().clear(id)
@@ -451,14 +533,15 @@ export class VfioAp implements ApDriver {
     const q = dev as Queue
     q.resetResult = 'normal'
     const m = this.owner(q.apid, q.apqi)
-    if (m === undefined) return
+    if (m === undefined || !this.profile.dynamicConfig) return
     // During a configuration-add scan the filter waits for the scan to complete.
     if (!m.added.apm.isEmpty() || !m.added.aqm.isEmpty()) return
-    this.refilter(m)
+    this.refilter(m, false, { apm: new Mask([q.apid]), aqm: new Mask([q.apqi]) })
   }
 
   remove (dev: ApDevice): void {
     const q = dev as Queue
+    if (!this.profile.dynamicConfig) { this.reset(q); return }
     const m = this.owner(q.apid, q.apqi)
     if (m !== undefined && m.shadow.apm.has(q.apid) && m.shadow.aqm.has(q.apqi)) {
       // A single queue cannot be unplugged: the whole adapter leaves the guest.
@@ -471,6 +554,7 @@ export class VfioAp implements ApDriver {
   }
 
   onConfigChanged (cur: QciInfo): void {
+    if (!this.profile.dynamicConfig) return
     const now = this.hostConfig(cur)
     const before = this.host
     const removed: Apcb = { apm: before.apm.andNot(now.apm), aqm: before.aqm.andNot(now.aqm), adm: before.adm.andNot(now.adm) }
@@ -494,15 +578,16 @@ export class VfioAp implements ApDriver {
 
   onScanComplete (): void {
     for (const m of this.mdevs) {
-      const apqns = !m.added.apm.isEmpty() || !m.added.aqm.isEmpty()
-      const cdoms = !m.added.adm.isEmpty()
+      const added = m.added
+      const apqns = !added.apm.isEmpty() || !added.aqm.isEmpty()
+      const cdoms = !added.adm.isEmpty()
       m.added = emptyApcb()
       if (!apqns && !cdoms) continue
       const filtered = new Set<number>()
       let update = cdoms ? this.filterCdoms(m) : false
-      if (apqns) update = this.filterMatrix(m, filtered) || update
+      if (apqns) update = this.filterMatrix(m, filtered, { apm: added.apm.isEmpty() ? m.apm : added.apm, aqm: added.aqm.isEmpty() ? m.aqm : added.aqm }) || update
       if (update) this.push(m)
-      this.resetAdapters(m, filtered)
+      if (this.profile.filterWholeMatrix) this.resetAdapters(m, filtered)
     }
   }
 
@@ -550,7 +635,9 @@ export class VfioAp implements ApDriver {
   queueStatus (q: Queue): string {
     const m = this.owner(q.apid, q.apqi)
     if (m === undefined) return 'unassigned\n'
-    return m.guest !== undefined && m.shadow.apm.has(q.apid) && m.shadow.aqm.has(q.apqi) ? 'in use\n' : 'assigned\n'
+    if (m.guest === undefined) return 'assigned\n'
+    // Before 6.8 "in use" only meant that the owning mdev has a guest.
+    return !this.profile.filterWholeMatrix || (m.shadow.apm.has(q.apid) && m.shadow.aqm.has(q.apqi)) ? 'in use\n' : 'assigned\n'
   }
 }
 

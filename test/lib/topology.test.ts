@@ -105,6 +105,7 @@ test('an empty document is an LPAR without QCI, adapters or domains, with both m
   for (const text of ['', '{}', 'null', '# only a comment\n']) {
     const topo = loadTopology(text)
     t.deepEqual(topo, {
+      kernel: 'newest',
       host: 'lpar',
       qci: { available: false, features: [], maxAdapterId: 0, maxDomainId: 0 },
       interrupts: true,
@@ -231,4 +232,13 @@ test('fixture TG (vfio-ap.md §9.1)', t => {
   t.deepEqual(topo.usageDomains, [4, 0x47, 0xab, 0xff])
   t.is(topo.qci.maxAdapterId, 63)
   t.is(topo.qci.maxDomainId, 255)
+})
+
+test('kernel: a profile name, newest unless given; anything else names the field', t => {
+  t.is(loadTopology('{}').kernel, 'newest')
+  t.is(loadTopology('kernel: "5.10"').kernel, '5.10')
+  t.is(loadTopology('kernel: 6.8').kernel, '6.8')
+  t.is(loadTopology('kernel: 6.10').kernel, '6.10')
+  t.is(loadTopology('kernel: 6.0').kernel, '6.0')
+  t.throws(() => loadTopology('kernel: "4.19"'), { message: /^kernel: must be one of 5\.10, 6\.0, 6\.8, 6\.10, 6\.12, newest/ })
 })

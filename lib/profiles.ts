@@ -1,0 +1,138 @@
+/**
+ * Kernel profiles: the AP bus and vfio_ap behaviour of each kernel generation, as named sets
+ * of feature switches. This table is the only place a behaviour difference is declared; the
+ * model asks `profile.<switch>`.
+ */
+
+export interface Switches {
+  // --- AP bus (ap-bus.md §9)
+  /** 5.12: `bus/ap/scans` and `bindings`, the INITSCAN and BINDINGS uevents. */
+  scansAndBindings: boolean
+  /** ≈5.12: a mask write equal to the mask is skipped; changes send APMASK/AQMASK uevents. */
+  maskChangeUevents: boolean
+  /** ≈6.1: card and queue `chkstop`, card `max_msg_size`. */
+  chkstopAndMaxMsgSize: boolean
+  /** 6.4: `bus/ap/features`, queue `ap_functions`, the card's `ap_functions` without bind-state bits, kstrtobool/kstrtoul for poll_thread/poll_timeout (0 accepted). */
+  apFeatures64: boolean
+  /** ≈6.16: the boolean parser also takes e/E (enable) and d/D (disable). */
+  boolEnableDisable: boolean
+  /** 6.19: queue `driver_override`, its exclusion with the masks, `bindings_complete_count`, and the in-use check against all 256 ids of the other mask. */
+  driverOverride: boolean
+  /** The newest card type the kernel knows: 13 (CEX7) before CEX8 support, else 14. */
+  maxKnownType: number
+  // --- vfio_ap (vfio-ap.md §7)
+  /** 5.15: `remove` of an mdev a guest holds blocks until released (before: EBUSY). */
+  removeBlocks: boolean
+  /** 5.17: queue `status`. */
+  queueStatus: boolean
+  /** 6.0: dynamic configuration — guest_matrix, hot plug, over-provisioning (EADDRNOTAVAIL = host-owned), filtering, the in-use check on mask writes, no-op re-assign, sharing logged; before it every assign/unassign is EBUSY while a guest is attached and EADDRNOTAVAIL means "not bound to vfio_ap". */
+  dynamicConfig: boolean
+  /** 6.1: running out of mdev instances is EUSERS (before: EPERM). */
+  exhaustedEusers: boolean
+  /** ≈6.5: a blocked `remove` logs the device request lines. */
+  removeRequestLog: boolean
+  /** 6.8 (errata: status), 6.8 (filter): `status` says `in use` only for queues in the guest view; the filter covers the whole matrix and filtered adapters' queues are reset. */
+  filterWholeMatrix: boolean
+  /** 6.9: deconfigured and checkstopped reset results keep an adapter in the guest view. */
+  passableDeconfigured: boolean
+  /** 6.10: mdev `ap_config`. */
+  apConfig: boolean
+  /** 6.12: `/sys/devices/vfio_ap/matrix/features`. */
+  matrixFeatures: boolean
+  /** 6.15: the reworded sharing / in-use log lines. */
+  newLogWording: boolean
+}
+
+export interface KernelProfile extends Switches {
+  name: string
+  summary: string
+}
+
+const k510: KernelProfile = {
+  name: '5.10',
+  summary: 'static vfio_ap configuration (before the dynamic-configuration series)',
+  scansAndBindings: false,
+  maskChangeUevents: false,
+  chkstopAndMaxMsgSize: false,
+  apFeatures64: false,
+  boolEnableDisable: false,
+  driverOverride: false,
+  maxKnownType: 13,
+  removeBlocks: false,
+  queueStatus: false,
+  dynamicConfig: false,
+  exhaustedEusers: false,
+  removeRequestLog: false,
+  filterWholeMatrix: false,
+  passableDeconfigured: false,
+  apConfig: false,
+  matrixFeatures: false,
+  newLogWording: false
+}
+
+const k60: KernelProfile = {
+  ...k510,
+  name: '6.0',
+  summary: 'dynamic configuration merged: guest_matrix, hot plug, over-provisioning, in-use EBUSY on mask writes, filtering of the assigned APID/APQI only',
+  scansAndBindings: true,
+  maskChangeUevents: true,
+  maxKnownType: 14,
+  removeBlocks: true,
+  queueStatus: true,
+  dynamicConfig: true
+}
+
+const k68: KernelProfile = {
+  ...k60,
+  name: '6.8',
+  summary: 'whole-matrix filtering, status "in use" only in the guest view, EUSERS, AP bus features and chkstop',
+  chkstopAndMaxMsgSize: true,
+  apFeatures64: true,
+  exhaustedEusers: true,
+  removeRequestLog: true,
+  filterWholeMatrix: true
+}
+
+const k610: KernelProfile = {
+  ...k68,
+  name: '6.10',
+  summary: 'ap_config; deconfigured/checkstopped queues stay passable (6.9)',
+  passableDeconfigured: true,
+  apConfig: true
+}
+
+const k612: KernelProfile = {
+  ...k610,
+  name: '6.12',
+  summary: 'matrix device features file',
+  matrixFeatures: true
+}
+
+const newest: KernelProfile = {
+  ...k612,
+  name: 'newest',
+  summary: 'everything in the spec: 6.15 log wording, 6.16 enable/disable booleans, 6.19 driver_override, bindings_complete_count and the all-ones in-use rule',
+  boolEnableDisable: true,
+  driverOverride: true,
+  newLogWording: true
+}
+
+/** Oldest first. */
+export const PROFILES: readonly KernelProfile[] = [k510, k60, k68, k610, k612, newest]
+export const PROFILE_NAMES = PROFILES.map(p => p.name)
+
+export function profile (name: string): KernelProfile | undefined {
+  return PROFILES.find(p => p.name === name)
+}
+
+export const NEWEST = newest
+
+/** The switches in which a profile differs from the one before it. */
+export function changesFrom (p: KernelProfile): Array<{ switch: keyof Switches, from: unknown, to: unknown }> {
+  const i = PROFILES.indexOf(p)
+  if (i <= 0) return []
+  const prev = PROFILES[i - 1]
+  return (Object.keys(p) as Array<keyof KernelProfile>)
+    .filter((k): k is keyof Switches => k !== 'name' && k !== 'summary' && p[k] !== prev[k])
+    .map(k => ({ switch: k, from: prev[k], to: p[k] }))
+}
