@@ -111,5 +111,5 @@ export function synthUevent (log: UeventLog, devpath: string, subsystem: string,
     if (eq <= 0) return `uevent: bad variable ${JSON.stringify(v)}`
     extra.push([`SYNTH_ARG_${v.slice(0, eq)}`, v.slice(eq + 1)])
   }
-  return log.emit(action as UeventAction, devpath, subsystem, [...env, ...extra])
+  return log.emit(action as UeventAction, devpath, subsystem, [...extra, ...env])
 }

@@ -223,7 +223,7 @@ export class Host {
       modules: ['zcrypt_cex4']
     }
     const g = new Host(guest)
-    const view = readOnlyView(dir({ bus: dir({ ap: resolve(g.root, 'bus/ap') }), devices: dir({ ap: resolve(g.root, 'devices/ap') }) }), `${CONTROL_PATH}/guest/${name}/sys`)
+    const view = readOnlyView(dir({ bus: dir({ ap: resolve(g.root, 'bus/ap') }), devices: dir({ ap: resolve(g.root, 'devices/ap') }), module: resolve(g.root, 'module') }), `${CONTROL_PATH}/guest/${name}/sys`)
     this.guestViews.set(name, { updates: m.guestUpdates, view })
     return view
   }

@@ -165,7 +165,10 @@ export class ApBus {
   driver (name: string): ApDriver | undefined { return this.drivers.find(d => d.name === name) }
 
   private event (action: UeventAction, dev: ApDevice, extra: Array<[string, string]> = []): void {
-    this.uevents.emit(action, dev.devpath, 'ap', [...(action === 'change' ? [] : dev.uevent()), ...extra])
+    // kobject_uevent_env: the caller's variables, then the device's own (dev_uevent, ap_uevent);
+    // an unbind event carries no MODALIAS.
+    const env = [...extra, ...dev.uevent()].filter(([k]) => action !== 'unbind' || k !== 'MODALIAS')
+    this.uevents.emit(action, dev.devpath, 'ap', env)
   }
 
   // -------------------------------------------------------------------------------------
@@ -194,7 +197,7 @@ export class ApBus {
       dev.driver = undefined
       throw e
     }
-    this.uevents.emit('bind', dev.devpath, 'ap', [['DRIVER', drv.name]])
+    this.event('bind', dev)
   }
 
   /** device_attach: the first matching driver whose probe succeeds binds. */
@@ -213,14 +216,13 @@ export class ApBus {
   }
 
   detach (dev: ApDevice): void {
-    const name = dev.driver
-    if (name === undefined) return
-    const drv = this.driver(name)
+    if (dev.driver === undefined) return
+    const drv = this.driver(dev.driver)
     if (isQueue(dev)) dev.devState = 'shutdown'
     drv?.remove(dev)
     dev.driver = undefined
     if (isQueue(dev)) dev.devState = 'uninitiated'
-    this.uevents.emit('unbind', dev.devpath, 'ap', [['DRIVER', name]])
+    this.event('unbind', dev)
   }
 
   /** `echo NAME > drivers/X/bind` */

@@ -203,7 +203,7 @@ export class VfioAp implements ApDriver {
   private destroy (m: Mdev): void {
     if (!this.byUuid.has(m.uuid)) return
     for (const a of m.apm.ids()) for (const d of m.aqm.ids()) { const q = this.linked(m, a, d); if (q !== undefined) this.reset(q) }
-    this.uevents.emit('unbind', m.devpath, 'mdev', [['DRIVER', 'vfio_ap_mdev'], ['MDEV_TYPE', TYPE_NAME]])
+    this.uevents.emit('unbind', m.devpath, 'mdev', [['MDEV_TYPE', TYPE_NAME]])
     this.klog.info(`vfio_ap_mdev ${m.uuid}: Removing from iommu group ${m.iommuGroup}`)
     this.setApm(m, new Mask())
     this.byUuid.delete(m.uuid)
