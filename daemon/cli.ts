@@ -20,6 +20,7 @@ const DMESG = 'kernel/debug/apsim/dmesg'
 
 interface MountFlags {
   topology?: string
+  state?: string
   allowOther?: boolean
   daemon?: boolean
   logLevel?: string
@@ -29,6 +30,7 @@ interface MountFlags {
 async function mountCommand (dirArg: string, f: MountFlags): Promise<void> {
   const opts: ServeOptions = {
     topology: f.topology === undefined ? undefined : path.resolve(f.topology),
+    state: f.state === undefined ? undefined : path.resolve(f.state),
     allowOther: f.allowOther,
     logLevel: f.logLevel,
     logFormat: f.logFormat
@@ -52,13 +54,17 @@ async function mountCommand (dirArg: string, f: MountFlags): Promise<void> {
 
 /** Re-spawns `apsim mount` detached; returns once it reported the mount ready or failed. */
 async function daemonize (dir: string, o: ServeOptions): Promise<void> {
-  const { readTopology } = await import('./serve.js')
+  const { readTopology, readStateFile } = await import('./serve.js')
   await readTopology(o.topology) // a bad file fails here, with its message, before any fork
   const canon = await canonicalDir(dir)
   ensureRunDir()
   const logFile = logFileFor(canon)
   const args = [CLI, 'mount', dir]
   if (o.topology !== undefined) args.push('--topology', o.topology)
+  if (o.state !== undefined) {
+    readStateFile(o.state) // a corrupt state fails here, before any fork
+    args.push('--state', o.state)
+  }
   if (o.allowOther === true) args.push('--allow-other')
   if (o.logLevel !== undefined) args.push('--log-level', o.logLevel)
   args.push('--log-format', o.logFormat ?? 'json')
@@ -134,6 +140,7 @@ async function statusCommand (dirArg: string, f: { json?: boolean }): Promise<vo
     state: apsim ? p.state : 'absent',
     pid: apsim ? pid : undefined,
     topology: apsim ? r?.topology : undefined,
+    stateFile: apsim ? r?.state : undefined,
     startedAt: apsim ? r?.startedAt : undefined,
     logFile: apsim ? r?.logFile : undefined,
     options: apsim ? r?.options : undefined,
@@ -147,6 +154,7 @@ async function statusCommand (dirArg: string, f: { json?: boolean }): Promise<vo
   } else {
     const lines = [`apsim: ${dirArg} is mounted (${p.state}${pid !== undefined ? `, pid ${pid}` : ', daemon pid unknown'})`]
     if (r !== undefined) lines.push(`topology: ${r.topology}`, `started: ${r.startedAt}`)
+    if (r?.state !== undefined) lines.push(`state: ${r.state}`)
     if (r?.logFile !== undefined) lines.push(`log: ${r.logFile}`)
     if (counts !== undefined) lines.push(`cards: ${counts.cards}, queues: ${counts.queues}, mdevs: ${counts.mdevs}`)
     process.stdout.write(lines.join('\n') + '\n')
@@ -180,6 +188,7 @@ program.command('mount')
   .description('mount the simulated sysfs at DIR (DIR plays /sys); foreground unless --daemon')
   .argument('<dir>', 'mount point (created if missing, must be empty)')
   .option('--topology <file>', 'host topology (YAML or JSON); default: the kernel documentation example')
+  .option('--state <file>', 'boot from FILE if it exists (else from the topology), and save the whole host there after every successful write')
   .option('--allow-other', 'let users other than root use the mount')
   .option('--daemon', 'run in the background; return once the mount is ready')
   .addOption(new Option('--log-level <level>', 'log level').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'))

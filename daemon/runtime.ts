@@ -102,6 +102,8 @@ export interface RuntimeRecord {
   startedAt: string
   /** The daemon's log file when started with --daemon. */
   logFile?: string
+  /** The state file (`--state`), if any. */
+  state?: string
   options: string
 }
 

@@ -2,10 +2,12 @@
  * `apsim mount` in the foreground: build the Host, mount it, report readiness, and unmount
  * on every way out (signals, crash, external unmount, parent gone).
  */
-import { promises as fsp } from 'node:fs'
+import { closeSync, fsyncSync, openSync, promises as fsp, readFileSync, renameSync, writeFileSync } from 'node:fs'
+import path from 'node:path'
 import { performance } from 'node:perf_hooks'
-import { Host } from '../lib/host.js'
-import { Sysfs } from '../lib/sysfs.js'
+import { isSysfsError } from '../lib/errors.js'
+import { Host, type HostState } from '../lib/host.js'
+import { Sysfs, type StoreRecord } from '../lib/sysfs.js'
 import { defaultTopology, loadTopology, TopologyError, type Topology } from '../lib/topology.js'
 import { mountSysfs, unmountSysfs, type SysfsFuse } from './fuse.js'
 import { createLogger, logKernel, storeLogger, type LogFormat, type Logger } from './log.js'
@@ -20,6 +22,8 @@ export interface ServeOptions {
   logLevel?: string
   logFormat?: LogFormat
   logFile?: string
+  /** The state file: boot from it if it exists, keep it up to date after every store. */
+  state?: string
 }
 
 export const DEFAULT_TOPOLOGY_SOURCE = '(default topology)'
@@ -39,6 +43,63 @@ export async function readTopology (file: string | undefined): Promise<Topology>
     if (e instanceof TopologyError) throw new UserError(e.message)
     throw e
   }
+}
+
+/** Whether `file` is `dir` or below it. */
+const inside = (file: string, dir: string): boolean => {
+  const rel = path.relative(dir, file)
+  return rel === '' || (!rel.startsWith('..') && !path.isAbsolute(rel))
+}
+
+/**
+ * Reads a state file: undefined when it does not exist; a UserError when it cannot be read or
+ * is not an apsim state (the file is left alone).
+ */
+export function readStateFile (file: string): HostState | undefined {
+  let text: string
+  try {
+    text = readFileSync(file, 'utf8')
+  } catch (e) {
+    if (errCode(e) === 'ENOENT') return undefined
+    throw new UserError(`cannot read state file ${file}: ${(e as Error).message}`)
+  }
+  let state: unknown
+  try {
+    state = JSON.parse(text)
+  } catch (e) {
+    throw new UserError(`state file ${file} is corrupt (not JSON: ${(e as Error).message}); not touching it`)
+  }
+  const s = state as Partial<HostState> | null
+  if (s === null || typeof s !== 'object' || s.format !== 'apsim-state') {
+    throw new UserError(`state file ${file} is not an apsim state (format apsim-state); not touching it`)
+  }
+  return state as HostState
+}
+
+/** The latest timestamp in a state, so that a host booted from it does not go back in time. */
+function lastUsec (state: HostState): number {
+  let t = 0
+  for (const r of state.klog ?? []) if (typeof r?.usec === 'number' && r.usec > t) t = r.usec
+  for (const r of state.uevents ?? []) if (typeof r?.usec === 'number' && r.usec > t) t = r.usec
+  return t
+}
+
+/**
+ * Writes the host's snapshot atomically and durably: FILE.tmp, fsync, rename over FILE,
+ * fsync the directory. Synchronous: the store that triggered it returns only afterwards.
+ */
+export function saveState (file: string, host: Host): void {
+  const tmp = `${file}.tmp`
+  const fd = openSync(tmp, 'w', 0o600)
+  try {
+    writeFileSync(fd, JSON.stringify(host.snapshot()) + '\n')
+    fsyncSync(fd)
+  } finally {
+    closeSync(fd)
+  }
+  renameSync(tmp, file)
+  const dfd = openSync(path.dirname(file), 'r')
+  try { fsyncSync(dfd) } finally { closeSync(dfd) }
 }
 
 /** Refuses a live mount, cleans a stale one, refuses a non-empty directory. */
@@ -79,21 +140,61 @@ export interface Served {
  */
 export async function serve (dirArg: string, o: ServeOptions, ready: (dir: string) => void): Promise<Served> {
   const log = createLogger({ level: o.logLevel, format: o.logFormat })
-  const topology = await readTopology(o.topology)
   const dir = await canonicalDir(dirArg)
+  const stateFile = o.state === undefined ? undefined : path.resolve(o.state)
+  if (stateFile !== undefined && inside(stateFile, dir)) throw new UserError(`the state file ${o.state} is inside the mount ${dirArg}; put it elsewhere`)
+  const state = stateFile === undefined ? undefined : readStateFile(stateFile)
+  const topology = state === undefined ? await readTopology(o.topology) : undefined
   await prepareMountpoint(dir, dirArg, log)
 
   const t0 = performance.now()
-  const host = new Host(topology, { clockUsec: () => Math.round((performance.now() - t0) * 1000) })
+  const base = state === undefined ? 0 : lastUsec(state)
+  const opts = {
+    clockUsec: () => base + Math.round((performance.now() - t0) * 1000),
+    // `restore` names a snapshot file; one inside this mount would deadlock the daemon.
+    readFile: (p: string): string => {
+      if (inside(path.resolve(p), dir)) throw new Error('the file is inside the mount itself')
+      return readFileSync(p, 'utf8')
+    }
+  }
+  let host: Host
+  if (state !== undefined) {
+    try {
+      host = Host.fromState(state, opts)
+    } catch (e) {
+      const why = isSysfsError(e) ? e.why : (e as Error).message
+      throw new UserError(`state file ${o.state ?? ''} cannot be used (${why}); not touching it`)
+    }
+    log.info({ state: stateFile }, 'booted from the state file')
+    if (o.topology !== undefined) log.warn({ topology: o.topology, state: stateFile }, 'the state file exists: the topology is not used')
+  } else {
+    host = new Host(topology!, opts)
+  }
   logKernel(log, host.klog)
-  const sysfs = new Sysfs(host.root, storeLogger(log))
+  const save = (): void => {
+    if (stateFile === undefined) return
+    try {
+      saveState(stateFile, host)
+    } catch (e) {
+      log.error({ err: e, state: stateFile }, 'cannot save the state file')
+    }
+  }
+  if (stateFile !== undefined && state === undefined) {
+    try { saveState(stateFile, host) } catch (e) { throw new UserError(`cannot write state file ${o.state ?? ''}: ${(e as Error).message}`) }
+  }
+  const logStore = storeLogger(log)
+  const sysfs = new Sysfs(host.root, (r: StoreRecord) => {
+    if (r.ok) save() // before the write(2) returns: a SIGKILL right after it loses nothing
+    logStore(r)
+  })
 
   let mounted = false
   let stopping = false
   const record: RuntimeRecord = {
     pid: process.pid,
     dir,
-    topology: o.topology ?? DEFAULT_TOPOLOGY_SOURCE,
+    topology: state !== undefined ? `(state ${stateFile ?? ''})` : o.topology ?? DEFAULT_TOPOLOGY_SOURCE,
+    state: stateFile,
     startedAt: new Date().toISOString(),
     logFile: o.logFile,
     options: ''
