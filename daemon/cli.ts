@@ -1,7 +1,9 @@
 #!/usr/bin/env node
 /**
- * The `apsim` command: mount (foreground or --daemon), umount, status, dmesg.
- * Thin: the model is lib/, the FUSE mapping daemon/fuse.ts, mount bookkeeping daemon/runtime.ts.
+ * The `apsim` command: mount (foreground or --daemon), umount, status, and the control
+ * plane (guest, lpar, events, dmesg, snapshot, restore) through the mount's control files.
+ * Thin: the model is lib/, the FUSE mapping daemon/fuse.ts, mount bookkeeping daemon/runtime.ts,
+ * the control-file client daemon/control.ts.
  */
 import { spawn } from 'node:child_process'
 import { closeSync, openSync, promises as fsp } from 'node:fs'
@@ -10,13 +12,17 @@ import { fileURLToPath } from 'node:url'
 import { Command, Option } from 'commander'
 import type { ServeOptions } from './serve.js'
 import {
-  canonicalDir, ensureRunDir, errCode, findDaemon, fusermount, isDaemon, logFileFor, mountAt, probeMount, readAll, readRecord,
+  canonicalDir, ensureRunDir, errCode, findDaemon, fusermount, isDaemon, logFileFor, mountAt, probeMount, readRecord,
   removeRecord, UserError, waitFor, FSTYPE
 } from './runtime.js'
 import type { LogFormat } from './log.js'
+import { GUEST_NAME } from '../lib/control.js'
+import {
+  controlRead, controlWrite, formatKlog, formatUevent, openControl, parseLparText, readGuests, showRecords,
+  type KlogRecord, type Uevent
+} from './control.js'
 
 const CLI = fileURLToPath(import.meta.url)
-const DMESG = 'kernel/debug/apsim/dmesg'
 
 interface MountFlags {
   topology?: string
@@ -162,22 +168,110 @@ async function statusCommand (dirArg: string, f: { json?: boolean }): Promise<vo
   if (!apsim || p.state !== 'live') process.exitCode = 1
 }
 
-async function dmesgCommand (dirArg: string, f: { json?: boolean }): Promise<void> {
-  const dir = await canonicalDir(dirArg)
-  const m = await mountAt(dir)
-  if (m?.fstype !== FSTYPE) throw new UserError(`${dirArg} is not an apsim mount`)
-  let text: string
-  try {
-    text = await readAll(path.join(dir, DMESG))
-  } catch (e) {
-    throw new UserError(`cannot read ${path.join(dirArg, DMESG)}: ${errCode(e) ?? (e as Error).message}`)
-  }
-  if (f.json !== true) { process.stdout.write(text); return }
-  const records = text.split('\n').filter(l => l !== '').map(line => {
-    const m = /^\[\s*(\d+)\.(\d{6})\] (.*)$/.exec(line)
-    return m === null ? { text: line } : { time: Number(`${m[1]}.${m[2]}`), usec: Number(m[1]) * 1e6 + Number(m[2]), text: m[3] }
+const json = (v: unknown): void => { process.stdout.write(JSON.stringify(v, null, 2) + '\n') }
+
+async function dmesgCommand (dirArg: string, f: { json?: boolean, follow?: boolean }): Promise<void> {
+  const c = await openControl(dirArg)
+  if (f.follow !== true && f.json !== true) { process.stdout.write(await controlRead(c, 'dmesg')); return }
+  await showRecords<KlogRecord>(c, 'kmsg', f.follow === true, rs => {
+    if (f.json !== true) process.stdout.write(rs.map(r => formatKlog(r) + '\n').join(''))
+    else if (f.follow === true) process.stdout.write(rs.map(r => JSON.stringify(r) + '\n').join(''))
+    else json(rs)
   })
-  process.stdout.write(JSON.stringify(records, null, 2) + '\n')
+}
+
+async function eventsCommand (dirArg: string, f: { json?: boolean, follow?: boolean, property?: boolean }): Promise<void> {
+  const c = await openControl(dirArg)
+  await showRecords<Uevent>(c, 'uevents', f.follow === true, rs => {
+    if (f.json !== true) process.stdout.write(rs.map(r => formatUevent(r, f.property === true)).join(''))
+    else if (f.follow === true) process.stdout.write(rs.map(r => JSON.stringify(r) + '\n').join(''))
+    else json(rs)
+  })
+}
+
+// ---------------------------------------------------------------------------------------
+// Guests
+
+async function guestStart (dirArg: string, name: string, uuid: string): Promise<void> {
+  await controlWrite(await openControl(dirArg), 'guests', `start ${name} ${uuid}\n`)
+}
+
+async function guestStop (dirArg: string, name: string): Promise<void> {
+  await controlWrite(await openControl(dirArg), 'guests', `stop ${name}\n`)
+}
+
+async function guestList (dirArg: string, f: { json?: boolean }): Promise<void> {
+  const c = await openControl(dirArg)
+  if (f.json === true) { json(await readGuests(c)); return }
+  process.stdout.write(await controlRead(c, 'guests'))
+}
+
+async function guestView (dirArg: string, name: string, f: { json?: boolean }): Promise<void> {
+  const c = await openControl(dirArg)
+  if (!GUEST_NAME.test(name)) throw new UserError(`no running guest ${JSON.stringify(name)} on ${dirArg}`)
+  const root = c.file(`guest/${name}/sys`)
+  try {
+    if (!(await fsp.stat(root)).isDirectory()) throw new Error('not a directory')
+  } catch (e) {
+    if (errCode(e) === 'ENOENT') throw new UserError(`no running guest ${JSON.stringify(name)} on ${dirArg}`)
+    throw new UserError(`cannot look at guest ${name}: ${(e as Error).message}`)
+  }
+  if (f.json === true) json({ name, sysfsRoot: root })
+  else process.stdout.write(root + '\n')
+}
+
+// ---------------------------------------------------------------------------------------
+// The machine's AP configuration
+
+async function lparCommand (dirArg: string, words: string[], f: { json?: boolean, file?: string }): Promise<void> {
+  const c = await openControl(dirArg)
+  let batch: string | undefined
+  if (f.file !== undefined) {
+    if (words.length > 0) throw new UserError('give either a command or -f FILE, not both')
+    batch = await readBatch(f.file)
+  } else if (words.length === 1 && words[0] === '-') {
+    batch = await readBatch('-')
+  } else if (words.length > 0) {
+    batch = words.join(' ') + '\n'
+  }
+  if (batch === undefined) {
+    const text = await controlRead(c, 'lpar')
+    if (f.json === true) json(parseLparText(text))
+    else process.stdout.write(text)
+    return
+  }
+  if (f.json === true) throw new UserError('--json is for showing the configuration; a change prints nothing')
+  if (batch.trim() === '') throw new UserError('no commands to apply')
+  await controlWrite(c, 'lpar', batch)
+}
+
+async function readBatch (file: string): Promise<string> {
+  try {
+    if (file !== '-') return await fsp.readFile(file, 'utf8')
+    const chunks: Buffer[] = []
+    for await (const chunk of process.stdin) chunks.push(chunk as Buffer)
+    return Buffer.concat(chunks).toString('utf8')
+  } catch (e) {
+    throw new UserError(`cannot read ${file === '-' ? 'standard input' : file}: ${(e as Error).message}`)
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// Snapshots
+
+async function snapshotCommand (dirArg: string): Promise<void> {
+  process.stdout.write(await controlRead(await openControl(dirArg), 'state'))
+}
+
+async function restoreCommand (dirArg: string, file: string): Promise<void> {
+  const c = await openControl(dirArg)
+  const abs = path.resolve(file)
+  try {
+    await fsp.access(abs, fsp.constants.R_OK)
+  } catch (e) {
+    throw new UserError(`cannot read ${file}: ${(e as Error).message}`)
+  }
+  await controlWrite(c, 'restore', abs + '\n')
 }
 
 const program = new Command('apsim')
@@ -210,8 +304,62 @@ program.command('status')
 program.command('dmesg')
   .description('print the simulated kernel log of the mount at DIR')
   .argument('<dir>')
-  .option('--json', 'one JSON record per line of the log')
+  .option('-w, --follow', 'wait for new messages and print them as they come')
+  .option('--json', 'the records ({seq, usec, level, text}): a JSON array; with -w one JSON object per line')
   .action(dmesgCommand)
+
+program.command('events')
+  .description('print the uevents the simulated kernel sent, as udevadm monitor --kernel does')
+  .argument('<dir>')
+  .option('-f, --follow', 'wait for new events and print them as they come')
+  .option('-p, --property', 'also print the event properties (ACTION=, DEVPATH=, SUBSYSTEM=, ...)')
+  .option('--json', 'the records ({seq, usec, action, devpath, subsystem, env}): a JSON array; with -f one JSON object per line')
+  .action(eventsCommand)
+
+const guest = program.command('guest')
+  .description('start and stop guests on mdevs (what QEMU does), list them, show their view of the AP bus')
+guest.command('start')
+  .description('start guest NAME on the mdev UUID: the guest gets the mdev\'s shadow matrix')
+  .argument('<dir>').argument('<name>').argument('<uuid>')
+  .action(guestStart)
+guest.command('stop')
+  .description('stop guest NAME: the mdev is released (a blocked remove of it completes)')
+  .argument('<dir>').argument('<name>')
+  .action(guestStop)
+guest.command('list')
+  .description('the running guests: NAME UUID')
+  .argument('<dir>')
+  .option('--json', '[{name, mdev, apcb: {apm, aqm, adm}, updates}]')
+  .action(guestList)
+guest.command('view')
+  .description('the absolute path of guest NAME\'s own sysfs root (for SYSFS_ROOT=... lszcrypt)')
+  .argument('<dir>').argument('<name>')
+  .option('--json', '{name, sysfsRoot}')
+  .action(guestView)
+
+program.command('lpar')
+  .description('show the machine\'s AP configuration, or change it: add-adapter ID TYPE MODE, remove-adapter ID, ' +
+    'configure ID on|off, checkstop ID on|off, add-usage-domain ID, remove-usage-domain ID, add-control-domain ID, ' +
+    'remove-control-domain ID, scan (all or nothing, then one AP bus scan)')
+  .argument('<dir>')
+  .argument('[command...]', 'one command; `-` reads a batch of lines from standard input')
+  .option('-f, --file <file>', 'a batch of commands, one per line (`-`: standard input), applied with one scan')
+  .option('--json', 'show as {adapters: [{id, type, mode, configured, checkstopped}], usage_domains, control_domains}')
+  .action(lparCommand)
+
+program.command('snapshot')
+  .description('print the whole simulated host as JSON (for apsim restore and mount --state)')
+  .argument('<dir>')
+  .option('--json', 'the same (the snapshot is JSON)')
+  .action(snapshotCommand)
+
+program.command('restore')
+  .description('replace the whole simulated host by a snapshot file')
+  .argument('<dir>').argument('<file>')
+  .action(restoreCommand)
+
+// A closed pipe (| head) ends a command quietly.
+process.stdout.on('error', (e: NodeJS.ErrnoException) => { if (e.code === 'EPIPE') process.exit(0); throw e })
 
 program.parseAsync().catch((e: unknown) => {
   process.stderr.write(`apsim: ${e instanceof UserError ? e.message : String((e as Error)?.stack ?? e)}\n`)
