@@ -1,12 +1,13 @@
 #!/usr/bin/env node
 /**
  * The `apsim` command: mount (foreground or --daemon), umount, status, and the control
- * plane (guest, lpar, events, dmesg, snapshot, restore) through the mount's control files.
+ * plane (guest, lpar, events, dmesg, snapshot, restore) through the mount's control files;
+ * record builds a topology from a real host's /sys.
  * Thin: the model is lib/, the FUSE mapping daemon/fuse.ts, mount bookkeeping daemon/runtime.ts,
  * the control-file client daemon/control.ts.
  */
 import { spawn } from 'node:child_process'
-import { closeSync, openSync, promises as fsp } from 'node:fs'
+import { closeSync, openSync, promises as fsp, readdirSync, readFileSync } from 'node:fs'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { Command, Option } from 'commander'
@@ -257,7 +258,7 @@ async function readBatch (file: string): Promise<string> {
 }
 
 // ---------------------------------------------------------------------------------------
-// Snapshots
+// Snapshots and recording
 
 async function snapshotCommand (dirArg: string): Promise<void> {
   process.stdout.write(await controlRead(await openControl(dirArg), 'state'))
@@ -272,6 +273,44 @@ async function restoreCommand (dirArg: string, file: string): Promise<void> {
     throw new UserError(`cannot read ${file}: ${(e as Error).message}`)
   }
   await controlWrite(c, 'restore', abs + '\n')
+}
+
+async function recordCommand (rootArg: string, f: { json?: boolean, output?: string }): Promise<void> {
+  const { recordTopology, RecordError } = await import('../lib/record.js')
+  const { TopologyError } = await import('../lib/topology.js')
+  const root = path.resolve(rootArg)
+  const read = (rel: string): string | undefined => { try { return readFileSync(path.join(root, rel), 'latin1') } catch { return undefined } }
+  const list = (rel: string): string[] | undefined => { try { return readdirSync(path.join(root, rel)) } catch { return undefined } }
+  let recorded: ReturnType<typeof recordTopology>
+  try {
+    recorded = recordTopology(read, list)
+  } catch (e) {
+    if (e instanceof RecordError || e instanceof TopologyError) throw new UserError(`${rootArg}: ${e.message}`)
+    throw e
+  }
+  for (const n of recorded.notes) process.stderr.write(`apsim: note: ${n}\n`)
+  const text = f.json === true ? JSON.stringify(recorded.topology, null, 2) + '\n' : await topologyYaml(recorded.topology, root)
+  if (f.output === undefined) { process.stdout.write(text); return }
+  try { await fsp.writeFile(f.output, text) } catch (e) { throw new UserError(`cannot write ${f.output}: ${(e as Error).message}`) }
+}
+
+/** The topology as YAML, facility words and domains in hex, one flow mapping per adapter. */
+async function topologyYaml (topology: Record<string, unknown>, root: string): Promise<string> {
+  const { Document, isScalar, isSeq, visit } = await import('yaml')
+  const doc = new Document(topology)
+  doc.commentBefore = ` recorded by apsim record from ${root}`
+  visit(doc, {
+    Pair (_, pair) {
+      const key = isScalar(pair.key) ? pair.key.value : undefined
+      if (key === 'functions' && isScalar(pair.value)) pair.value.format = 'HEX'
+      if ((key === 'usage_domains' || key === 'control_domains' || key === 'features') && isSeq(pair.value)) {
+        pair.value.flow = true
+        for (const i of pair.value.items) if (isScalar(i) && typeof i.value === 'number') i.format = 'HEX'
+      }
+      if (key === 'adapters' && isSeq(pair.value)) for (const i of pair.value.items) (i as { flow?: boolean }).flow = true
+    }
+  })
+  return doc.toString({ lineWidth: 0, flowCollectionPadding: true })
 }
 
 const program = new Command('apsim')
@@ -357,6 +396,13 @@ program.command('restore')
   .description('replace the whole simulated host by a snapshot file')
   .argument('<dir>').argument('<file>')
   .action(restoreCommand)
+
+program.command('record')
+  .description('write a topology file (YAML) describing the AP bus of a real host\'s sysfs tree ROOT (e.g. /sys)')
+  .argument('<root>')
+  .option('--json', 'write JSON instead of YAML')
+  .option('-o, --output <file>', 'write to FILE instead of standard output')
+  .action(recordCommand)
 
 // A closed pipe (| head) ends a command quietly.
 process.stdout.on('error', (e: NodeJS.ErrnoException) => { if (e.code === 'EPIPE') process.exit(0); throw e })
