@@ -27,6 +27,7 @@ const CLI = fileURLToPath(import.meta.url)
 
 interface MountFlags {
   topology?: string
+  kernel?: string
   state?: string
   allowOther?: boolean
   daemon?: boolean
@@ -37,6 +38,7 @@ interface MountFlags {
 async function mountCommand (dirArg: string, f: MountFlags): Promise<void> {
   const opts: ServeOptions = {
     topology: f.topology === undefined ? undefined : path.resolve(f.topology),
+    kernel: f.kernel,
     state: f.state === undefined ? undefined : path.resolve(f.state),
     allowOther: f.allowOther,
     logLevel: f.logLevel,
@@ -59,15 +61,26 @@ async function mountCommand (dirArg: string, f: MountFlags): Promise<void> {
   }
 }
 
+async function profilesCommand (f: { json?: boolean }): Promise<void> {
+  const { PROFILES, changesFrom } = await import('../lib/profiles.js')
+  const list = PROFILES.map(p => ({ name: p.name, summary: p.summary, changes: changesFrom(p) }))
+  if (f.json === true) { process.stdout.write(JSON.stringify(list, null, 2) + '\n'); return }
+  for (const p of list) {
+    process.stdout.write(`${p.name}: ${p.summary}\n`)
+    for (const c of p.changes) process.stdout.write(`  ${c.switch} ${String(c.from)} -> ${String(c.to)}: ${c.means}\n`)
+  }
+}
+
 /** Re-spawns `apsim mount` detached; returns once it reported the mount ready or failed. */
 async function daemonize (dir: string, o: ServeOptions): Promise<void> {
   const { readTopology, readStateFile } = await import('./serve.js')
-  await readTopology(o.topology) // a bad file fails here, with its message, before any fork
+  await readTopology(o.topology, o.kernel) // a bad file or profile fails here, with its message, before any fork
   const canon = await canonicalDir(dir)
   ensureRunDir()
   const logFile = logFileFor(canon)
   const args = [CLI, 'mount', dir]
   if (o.topology !== undefined) args.push('--topology', o.topology)
+  if (o.kernel !== undefined) args.push('--kernel', o.kernel)
   if (o.state !== undefined) {
     readStateFile(o.state) // a corrupt state fails here, before any fork
     args.push('--state', o.state)
@@ -321,6 +334,7 @@ program.command('mount')
   .description('mount the simulated sysfs at DIR (DIR plays /sys); foreground unless --daemon')
   .argument('<dir>', 'mount point (created if missing, must be empty)')
   .option('--topology <file>', 'host topology (YAML or JSON); default: the kernel documentation example')
+  .option('--kernel <profile>', "the kernel generation to simulate (see 'apsim profiles'); default: the topology's, else newest")
   .option('--state <file>', 'boot from FILE if it exists (else from the topology), and save the whole host there after every successful write')
   .option('--allow-other', 'let users other than root use the mount')
   .option('--daemon', 'run in the background; return once the mount is ready')
@@ -403,6 +417,11 @@ program.command('record')
   .option('--json', 'write JSON instead of YAML')
   .option('-o, --output <file>', 'write to FILE instead of standard output')
   .action(recordCommand)
+
+program.command('profiles')
+  .description('list the kernel profiles and what each changes from the one before it')
+  .option('--json', '[{name, summary, changes: [{switch, from, to, means}]}]')
+  .action(profilesCommand)
 
 // A closed pipe (| head) ends a command quietly.
 process.stdout.on('error', (e: NodeJS.ErrnoException) => { if (e.code === 'EPIPE') process.exit(0); throw e })

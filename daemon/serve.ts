@@ -8,6 +8,7 @@ import { performance } from 'node:perf_hooks'
 import { isSysfsError } from '../lib/errors.js'
 import { Host, type HostState } from '../lib/host.js'
 import { Sysfs, type StoreRecord } from '../lib/sysfs.js'
+import { PROFILE_NAMES, profile } from '../lib/profiles.js'
 import { defaultTopology, loadTopology, TopologyError, type Topology } from '../lib/topology.js'
 import { mountSysfs, unmountSysfs, type SysfsFuse } from './fuse.js'
 import { createLogger, logKernel, storeLogger, type LogFormat, type Logger } from './log.js'
@@ -18,6 +19,8 @@ import {
 
 export interface ServeOptions {
   topology?: string
+  /** A kernel profile overriding the topology's. */
+  kernel?: string
   allowOther?: boolean
   logLevel?: string
   logFormat?: LogFormat
@@ -28,8 +31,18 @@ export interface ServeOptions {
 
 export const DEFAULT_TOPOLOGY_SOURCE = '(default topology)'
 
-/** Reads and validates the topology; a bad file is a UserError carrying TopologyError's text. */
-export async function readTopology (file: string | undefined): Promise<Topology> {
+/**
+ * Reads and validates the topology, with `kernel` (a profile name) overriding its kernel; a
+ * bad file or profile is a UserError carrying the reason.
+ */
+export async function readTopology (file: string | undefined, kernel?: string): Promise<Topology> {
+  const t = await readTopologyFile(file)
+  if (kernel === undefined) return t
+  if (profile(kernel) === undefined) throw new UserError(`--kernel ${kernel}: no such profile (${PROFILE_NAMES.join(', ')}); see 'apsim profiles'`)
+  return { ...t, kernel }
+}
+
+async function readTopologyFile (file: string | undefined): Promise<Topology> {
   if (file === undefined) return defaultTopology()
   let text: string
   try {
@@ -74,14 +87,6 @@ export function readStateFile (file: string): HostState | undefined {
     throw new UserError(`state file ${file} is not an apsim state (format apsim-state); not touching it`)
   }
   return state as HostState
-}
-
-/** The latest timestamp in a state, so that a host booted from it does not go back in time. */
-function lastUsec (state: HostState): number {
-  let t = 0
-  for (const r of state.klog ?? []) if (typeof r?.usec === 'number' && r.usec > t) t = r.usec
-  for (const r of state.uevents ?? []) if (typeof r?.usec === 'number' && r.usec > t) t = r.usec
-  return t
 }
 
 /**
@@ -144,13 +149,13 @@ export async function serve (dirArg: string, o: ServeOptions, ready: (dir: strin
   const stateFile = o.state === undefined ? undefined : path.resolve(o.state)
   if (stateFile !== undefined && inside(stateFile, dir)) throw new UserError(`the state file ${o.state} is inside the mount ${dirArg}; put it elsewhere`)
   const state = stateFile === undefined ? undefined : readStateFile(stateFile)
-  const topology = state === undefined ? await readTopology(o.topology) : undefined
+  if (state !== undefined && o.kernel !== undefined) throw new UserError(`--kernel applies to a new host; ${o.state} already has one (kernel ${String(state.topology.kernel ?? 'newest')})`)
+  const topology = state === undefined ? await readTopology(o.topology, o.kernel) : undefined
   await prepareMountpoint(dir, dirArg, log)
 
   const t0 = performance.now()
-  const base = state === undefined ? 0 : lastUsec(state)
   const opts = {
-    clockUsec: () => base + Math.round((performance.now() - t0) * 1000),
+    clockUsec: () => Math.round((performance.now() - t0) * 1000),
     // `restore` names a snapshot file; one inside this mount would deadlock the daemon.
     readFile: (p: string): string => {
       if (inside(path.resolve(p), dir)) throw new Error('the file is inside the mount itself')

@@ -55,6 +55,9 @@ export class Host {
   private model: Model
   private readonly fs: Sysfs
   private readonly guestViews = new Map<string, { updates: number, view: DirNode }>()
+  /** Added to the clock so that time never runs backwards across a restore. */
+  private clockBase = 0
+  private readonly clockRaw: () => number
 
   /** The machine as booted (a restore replaces it with the snapshot's). */
   topology: Topology
@@ -62,7 +65,9 @@ export class Host {
   constructor (topology: Topology, private readonly opts: HostOptions = {}) {
     this.topology = topology
     const start = Date.now()
-    const clock = opts.clockUsec ?? (() => (Date.now() - start) * 1000)
+    const raw = opts.clockUsec ?? (() => (Date.now() - start) * 1000)
+    const clock = (): number => this.clockBase + raw()
+    this.clockRaw = raw
     this.klog = new KernelLog(clock)
     this.uevents = new UeventLog(clock)
     this.model = this.boot(topology)
@@ -302,6 +307,8 @@ export class Host {
       this.topology = topology
       this.klog.load(state.klog)
       this.uevents.load(state.uevents)
+      const last = Math.max(state.klog.at(-1)?.usec ?? 0, state.uevents.at(-1)?.usec ?? 0)
+      this.clockBase = Math.max(0, last - this.clockRaw())
     } catch (e) {
       this.model = previous
       this.klog.load(logs.klog)

@@ -5,42 +5,44 @@
  */
 
 export interface Switches {
-  // --- AP bus (ap-bus.md §9)
-  /** 5.12: `bus/ap/scans` and `bindings`, the INITSCAN and BINDINGS uevents. */
   scansAndBindings: boolean
-  /** ≈5.12: a mask write equal to the mask is skipped; changes send APMASK/AQMASK uevents. */
   maskChangeUevents: boolean
-  /** ≈6.1: card and queue `chkstop`, card `max_msg_size`. */
   chkstopAndMaxMsgSize: boolean
-  /** 6.4: `bus/ap/features`, queue `ap_functions`, the card's `ap_functions` without bind-state bits, kstrtobool/kstrtoul for poll_thread/poll_timeout (0 accepted). */
   apFeatures64: boolean
-  /** ≈6.16: the boolean parser also takes e/E (enable) and d/D (disable). */
   boolEnableDisable: boolean
-  /** 6.19: queue `driver_override`, its exclusion with the masks, `bindings_complete_count`, and the in-use check against all 256 ids of the other mask. */
   driverOverride: boolean
-  /** The newest card type the kernel knows: 13 (CEX7) before CEX8 support, else 14. */
   maxKnownType: number
-  // --- vfio_ap (vfio-ap.md §7)
-  /** 5.15: `remove` of an mdev a guest holds blocks until released (before: EBUSY). */
   removeBlocks: boolean
-  /** 5.17: queue `status`. */
   queueStatus: boolean
-  /** 6.0: dynamic configuration — guest_matrix, hot plug, over-provisioning (EADDRNOTAVAIL = host-owned), filtering, the in-use check on mask writes, no-op re-assign, sharing logged; before it every assign/unassign is EBUSY while a guest is attached and EADDRNOTAVAIL means "not bound to vfio_ap". */
   dynamicConfig: boolean
-  /** 6.1: running out of mdev instances is EUSERS (before: EPERM). */
   exhaustedEusers: boolean
-  /** ≈6.5: a blocked `remove` logs the device request lines. */
   removeRequestLog: boolean
-  /** 6.8 (errata: status), 6.8 (filter): `status` says `in use` only for queues in the guest view; the filter covers the whole matrix and filtered adapters' queues are reset. */
   filterWholeMatrix: boolean
-  /** 6.9: deconfigured and checkstopped reset results keep an adapter in the guest view. */
   passableDeconfigured: boolean
-  /** 6.10: mdev `ap_config`. */
   apConfig: boolean
-  /** 6.12: `/sys/devices/vfio_ap/matrix/features`. */
   matrixFeatures: boolean
-  /** 6.15: the reworded sharing / in-use log lines. */
   newLogWording: boolean
+}
+
+/** What each switch means, as `apsim profiles` explains it. */
+export const SWITCH_DOCS: Record<keyof Switches, string> = {
+  scansAndBindings: '5.12: `bus/ap/scans` and `bindings`, the INITSCAN and BINDINGS uevents.',
+  maskChangeUevents: '≈5.12: a mask write equal to the mask is skipped; changes send APMASK/AQMASK uevents.',
+  chkstopAndMaxMsgSize: '≈6.1: card and queue `chkstop`, card `max_msg_size`.',
+  apFeatures64: "6.4: `bus/ap/features`, queue `ap_functions`, the card's `ap_functions` without bind-state bits, kstrtobool/kstrtoul for poll_thread/poll_timeout (0 accepted).",
+  boolEnableDisable: '≈6.16: the boolean parser also takes e/E (enable) and d/D (disable).',
+  driverOverride: '6.19: queue `driver_override`, its exclusion with the masks, `bindings_complete_count`, and the in-use check against all 256 ids of the other mask.',
+  maxKnownType: 'The newest card type the kernel knows: 13 (CEX7) before CEX8 support, else 14.',
+  removeBlocks: '5.15: `remove` of an mdev a guest holds blocks until released (before: EBUSY).',
+  queueStatus: '5.17: queue `status`.',
+  dynamicConfig: '6.0: dynamic configuration — guest_matrix, hot plug, over-provisioning (EADDRNOTAVAIL = host-owned), filtering, the in-use check on mask writes, no-op re-assign, sharing logged; before it every assign/unassign is EBUSY while a guest is attached and EADDRNOTAVAIL means "not bound to vfio_ap".',
+  exhaustedEusers: '6.1: running out of mdev instances is EUSERS (before: EPERM).',
+  removeRequestLog: '≈6.5: a blocked `remove` logs the device request lines.',
+  filterWholeMatrix: "6.8: `status` says `in use` only for queues in the guest view; the filter covers the whole matrix and filtered adapters' queues are reset.",
+  passableDeconfigured: '6.9: deconfigured and checkstopped reset results keep an adapter in the guest view.',
+  apConfig: '6.10: mdev `ap_config`.',
+  matrixFeatures: '6.12: `/sys/devices/vfio_ap/matrix/features`.',
+  newLogWording: '6.15: the reworded sharing / in-use log lines; a blocked `remove` takes the AP resources from the guest at once.'
 }
 
 export interface KernelProfile extends Switches {
@@ -128,11 +130,11 @@ export function profile (name: string): KernelProfile | undefined {
 export const NEWEST = newest
 
 /** The switches in which a profile differs from the one before it. */
-export function changesFrom (p: KernelProfile): Array<{ switch: keyof Switches, from: unknown, to: unknown }> {
+export function changesFrom (p: KernelProfile): Array<{ switch: keyof Switches, from: unknown, to: unknown, means: string }> {
   const i = PROFILES.indexOf(p)
   if (i <= 0) return []
   const prev = PROFILES[i - 1]
   return (Object.keys(p) as Array<keyof KernelProfile>)
     .filter((k): k is keyof Switches => k !== 'name' && k !== 'summary' && p[k] !== prev[k])
-    .map(k => ({ switch: k, from: prev[k], to: p[k] }))
+    .map(k => ({ switch: k, from: prev[k], to: p[k], means: SWITCH_DOCS[k] }))
 }
