@@ -9,6 +9,7 @@ import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { ExecutionContext, TestFn } from 'ava'
+import { parse as parseYaml } from 'yaml'
 
 /** build/daemon/cli.js, seen from build/test/helpers/mount.js. */
 export const CLI = fileURLToPath(new URL('../../daemon/cli.js', import.meta.url))
@@ -121,12 +122,29 @@ async function readToEof (file: string): Promise<string> {
 
 const sleep = async (ms: number): Promise<void> => await new Promise(resolve => setTimeout(resolve, ms))
 
+/**
+ * APSIM_KERNEL=<profile> (test/helpers/kernel.ts) boots every mount with that kernel profile
+ * (`--kernel`), unless the topology names its own kernel or the host comes from a state file.
+ */
+function withKernel (opts: MountHostOptions): MountHostOptions {
+  const kernel = process.env.APSIM_KERNEL
+  const args = opts.args ?? []
+  if (kernel === undefined || kernel === '' || args.includes('--kernel')) return opts
+  const state = args.indexOf('--state')
+  if (state >= 0 && existsSync(args[state + 1])) return opts
+  const text = opts.topologyYaml ?? (opts.topology !== undefined ? readFileSync(path.resolve(opts.topology), 'utf8') : undefined)
+  let own: unknown
+  try { own = (parseYaml(text ?? '') as { kernel?: unknown } | null)?.kernel } catch { /* the daemon reports it */ }
+  return own !== undefined ? opts : { ...opts, args: [...args, '--kernel', kernel] }
+}
+
 /** Mounts a fresh apsim at a new tmp dir and resolves once it is ready. */
 export async function mountHost (opts: MountHostOptions = {}): Promise<Mounted> {
   requireFuse()
   const tmp = mkdtempSync(path.join(os.tmpdir(), 'apsim-test-'))
   const dir = opts.dir !== undefined ? path.resolve(opts.dir) : path.join(tmp, 'sys')
   const args = ['mount', dir, '--log-format', 'json', '--log-level', process.env.APSIM_TEST_LOG_LEVEL ?? 'info']
+  opts = withKernel(opts)
   if (opts.topologyYaml !== undefined) {
     const file = path.join(tmp, 'topology.yaml')
     writeFileSync(file, opts.topologyYaml)
