@@ -9,7 +9,7 @@
  * Not covered here: scenarios 32 and 33 (they change the host configuration at run time)
  * and uevents (not observable through the mount yet).
  */
-import test, { type ExecutionContext } from 'ava'
+import { test, type ExecutionContext } from '../helpers/kernel.js'
 import { readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { parse as parseYaml } from 'yaml'

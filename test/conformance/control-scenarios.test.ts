@@ -10,7 +10,7 @@
  * - refusals of the control plane itself (second mdev for one guest, unknown guest, a
  *   refused `lpar` batch): the write fails, `last_error` says why, nothing changes.
  */
-import test, { type ExecutionContext } from 'ava'
+import { test, type ExecutionContext } from '../helpers/kernel.js'
 import { fileURLToPath } from 'node:url'
 import { mountHost, requireFuse, type Mounted, type ShResult } from '../helpers/mount.js'
 

@@ -14,7 +14,7 @@
  *
  * Plus: the view is read-only, its links stay inside it, and it follows hot plug.
  */
-import test, { type ExecutionContext } from 'ava'
+import { test, type ExecutionContext } from '../helpers/kernel.js'
 import { mountHost, requireFuse, type Mounted, type ShResult } from '../helpers/mount.js'
 
 const U1 = '1d6c9a2e-3f4b-4c5d-8e6f-7a8b9c0d1e2f'

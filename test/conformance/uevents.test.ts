@@ -11,7 +11,7 @@
  * Every test takes the events after a marker (the last seq before the command), so each
  * scenario is judged on exactly what its command caused.
  */
-import test, { type ExecutionContext } from 'ava'
+import { test, type ExecutionContext } from '../helpers/kernel.js'
 import { fileURLToPath } from 'node:url'
 import { mountHost, requireFuse, type Mounted, type ShResult } from '../helpers/mount.js'
 

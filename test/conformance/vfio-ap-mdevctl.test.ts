@@ -6,7 +6,7 @@
  * bus/mdev/devices/<uuid>/; `mdevctl stop` writes `1` to `remove`. Fixture TG after
  * `echo -5,-6 > /sys/bus/ap/apmask` (vfio-ap.md §9.1).
  */
-import test, { type ExecutionContext } from 'ava'
+import { test, type ExecutionContext } from '../helpers/kernel.js'
 import { fileURLToPath } from 'node:url'
 import { mountHost, requireFuse, type Mounted, type ShResult } from '../helpers/mount.js'
 

@@ -6,7 +6,7 @@
  * Expected values: /work/shared/spec/vfio-ap.md §1–§5 and §9 (the code wins over the doc:
  * a shared APQN is EADDRINUSE, not EBUSY).
  */
-import test from 'ava'
+import { test } from '../helpers/kernel.js'
 import { fileURLToPath } from 'node:url'
 import { mountHost, requireFuse } from '../helpers/mount.js'
 

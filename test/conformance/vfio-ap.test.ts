@@ -8,7 +8,7 @@
  * unchanged snapshot of the vfio_ap state (masks, mdevs, their four readable attributes,
  * the queues bound to vfio_ap).
  */
-import test, { type ExecutionContext } from 'ava'
+import { test, type ExecutionContext } from '../helpers/kernel.js'
 import { fileURLToPath } from 'node:url'
 import { mountHost, requireFuse, type Mounted, type ShResult } from '../helpers/mount.js'
 

@@ -3,7 +3,7 @@
  * file semantics of fuse.md §3, §4, §6, §7 with the exact messages users see, and the daemon
  * lifecycle of §9 (status, umount, --daemon, SIGTERM, stale mounts after SIGKILL).
  */
-import test from 'ava'
+import { test } from '../helpers/kernel.js'
 import { promises as fsp, readFileSync, readdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
