@@ -18,9 +18,10 @@ import {
 } from './runtime.js'
 import type { LogFormat } from './log.js'
 import { GUEST_NAME } from '../lib/control.js'
+import type { FaultRule, Injection } from '../lib/faults.js'
 import {
-  controlRead, controlWrite, formatKlog, formatUevent, openControl, parseLparText, readGuests, showRecords,
-  type KlogRecord, type Uevent
+  controlRead, controlWrite, formatKlog, formatUevent, openControl, parseLparText, parseRecords, readGuests, showRecords,
+  type Control, type KlogRecord, type Uevent
 } from './control.js'
 
 const CLI = fileURLToPath(import.meta.url)
@@ -214,6 +215,50 @@ async function guestStop (dirArg: string, name: string): Promise<void> {
   await controlWrite(await openControl(dirArg), 'guests', `stop ${name}\n`)
 }
 
+interface FaultFlags { times?: string, probability?: string, seed?: string, match?: string, delay?: string }
+
+async function faultAdd (dirArg: string, op: string, glob: string, errno: string, f: FaultFlags): Promise<void> {
+  const words = [op, glob, errno]
+  if (f.times !== undefined) words.push(`times=${f.times}`)
+  if (f.probability !== undefined) words.push(`probability=${f.probability}`)
+  if (f.seed !== undefined) words.push(`seed=${f.seed}`)
+  if (f.match !== undefined) words.push(`match=${f.match}`)
+  if (f.delay !== undefined) words.push(`delay=${f.delay}`)
+  const c = await openControl(dirArg)
+  await controlWrite(c, 'faults', `add ${words.join(' ')}\n`)
+  const rules = await readFaults(c)
+  process.stdout.write(`${rules.at(-1)?.id ?? ''}\n`)
+}
+
+async function readFaults (c: Control): Promise<FaultRule[]> {
+  const { parseFaultSpec } = await import('../lib/faults.js')
+  return (await controlRead(c, 'faults')).split('\n').filter(l => l !== '').map(line => {
+    const words = line.split(' ')
+    return { ...parseFaultSpec(words.slice(1, -1).join(' ')), id: Number(words[0]), hits: Number(words.at(-1)?.slice('hits='.length)) }
+  })
+}
+
+async function faultList (dirArg: string, f: { json?: boolean, pending?: boolean }): Promise<void> {
+  const c = await openControl(dirArg)
+  let rules = await readFaults(c)
+  if (f.pending === true) rules = rules.filter(r => r.times !== undefined && r.hits < r.times)
+  if (f.json === true) json(rules)
+  else process.stdout.write(rules.map(r => `${r.id} ${r.op} ${r.path} ${r.errno ?? '-'}${r.times === undefined ? '' : ` times=${r.times}`}${r.probability === undefined ? '' : ` probability=${r.probability} seed=${r.seed ?? 0}`}${r.match === undefined ? '' : ` match=${r.match}`}${r.delayMs === undefined ? '' : ` delay=${r.delayMs}`} hits=${r.hits}\n`).join(''))
+  if (f.pending === true && rules.length > 0) throw new UserError(`${rules.length} fault rule(s) did not fire as often as expected`)
+}
+
+async function faultClear (dirArg: string, id: string | undefined): Promise<void> {
+  const c = await openControl(dirArg)
+  await controlWrite(c, 'faults', id === undefined ? 'clear\n' : `clear ${id}\n`)
+}
+
+async function faultHistory (dirArg: string, f: { json?: boolean }): Promise<void> {
+  const c = await openControl(dirArg)
+  const records = parseRecords<Injection>(await controlRead(c, 'fault_history'), 'fault_history')
+  if (f.json === true) { json(records); return }
+  process.stdout.write(records.map(i => `${i.seq} rule ${i.rule}: ${i.op} ${i.path} -> ${i.errno ?? 'delayed'}${i.delayMs === undefined ? '' : ` after ${i.delayMs} ms`}\n`).join(''))
+}
+
 async function guestList (dirArg: string, f: { json?: boolean }): Promise<void> {
   const c = await openControl(dirArg)
   if (f.json === true) { json(await readGuests(c)); return }
@@ -389,6 +434,33 @@ guest.command('view')
   .argument('<dir>').argument('<name>')
   .option('--json', '{name, sysfsRoot}')
   .action(guestView)
+
+const fault = program.command('fault')
+  .description('make matching operations fail on purpose, to test a tool\'s error handling (each injection is logged and shown by apsim events as APSIM)')
+fault.command('add')
+  .description('add a rule: OP is open, read, write or any; GLOB a path under DIR with links resolved (* within a name, ** across); ERRNO e.g. EBUSY, or - for a delay only. Prints the rule id')
+  .argument('<dir>').argument('<op>').argument('<glob>').argument('<errno>')
+  .option('--times <n>', 'fire N times (default: every time)')
+  .option('--probability <p>', 'fire with probability P (0..1)')
+  .option('--seed <s>', 'seed of the probability draws (default 0)')
+  .option('--match <value>', 'only writes of exactly VALUE (one trailing newline ignored)')
+  .option('--delay <ms>', 'writes wait MS milliseconds first')
+  .action(faultAdd)
+fault.command('list')
+  .description('the rules with their hit counts')
+  .argument('<dir>')
+  .option('--pending', 'only rules with --times that have not fired that often; exit 1 if there are any')
+  .option('--json', '[{id, op, path, errno, times, probability, seed, match, delayMs, hits}]')
+  .action(faultList)
+fault.command('clear')
+  .description('remove rule ID, or all rules')
+  .argument('<dir>').argument('[id]')
+  .action(faultClear)
+fault.command('history')
+  .description('every injected failure so far')
+  .argument('<dir>')
+  .option('--json', '[{seq, rule, op, path, errno, delayMs}]')
+  .action(faultHistory)
 
 program.command('lpar')
   .description('show the machine\'s AP configuration, or change it: add-adapter ID TYPE MODE, remove-adapter ID, ' +

@@ -88,7 +88,8 @@ export async function controlWrite (c: Control, name: string, text: string): Pro
 export function formatUevent (u: Uevent, properties: boolean): string {
   const sec = Math.floor(u.usec / 1e6)
   const frac = String(u.usec % 1e6).padStart(6, '0')
-  let s = `KERNEL[${sec}.${frac}] ${u.action.padEnd(8)} ${u.devpath} (${u.subsystem})\n`
+  // An injected fault is the simulator's own record, labelled APSIM, never KERNEL.
+  let s = `${u.action === 'fault' ? 'APSIM' : 'KERNEL'}[${sec}.${frac}] ${u.action.padEnd(8)} ${u.devpath} (${u.subsystem})\n`
   if (properties) {
     // The kernel's order: ACTION, DEVPATH, SUBSYSTEM, the device's variables, SEQNUM. Values
     // are printed as they are (the mask-change variables end in a newline in the kernel too).

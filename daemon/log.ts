@@ -5,7 +5,7 @@
  */
 import { pino, type Logger, type Level } from 'pino'
 import { createRequire } from 'node:module'
-import { formatKlog, type KernelLog, type KlogLevel, type KlogRecord } from '../lib/events.js'
+import { formatKlog, type KernelLog, type KlogLevel, type KlogRecord, type UeventLog } from '../lib/events.js'
 import type { StoreRecord } from '../lib/sysfs.js'
 
 export type { Logger }
@@ -45,6 +45,16 @@ export function logKernel (log: Logger, klog: KernelLog): () => void {
 export function storeLogger (log: Logger): (r: StoreRecord) => void {
   return r => {
     const result = r.ok ? 'ok' : r.errno ?? 'error'
-    log.info({ store: r.path, data: r.data, result, why: r.why }, `store ${r.path} ${JSON.stringify(r.data)} -> ${result}`)
+    const label = r.injected === undefined ? '' : ` (injected by fault rule ${r.injected})`
+    log.info({ store: r.path, data: r.data, result, why: r.why, injected: r.injected }, `store ${r.path} ${JSON.stringify(r.data)} -> ${result}${label}`)
   }
+}
+
+/** Every injected fault (open, read or write) as a warning, so nobody mistakes it for a model bug. */
+export function logFaults (log: Logger, uevents: UeventLog): void {
+  uevents.subscribe(e => {
+    if (e.action !== 'fault') return
+    const env = Object.fromEntries(e.env)
+    log.warn({ fault: env.APSIM_INJECTED, op: env.OP, path: e.devpath, errno: env.ERRNO }, `fault injected: ${env.OP} ${e.devpath} -> ${env.ERRNO} (${env.APSIM_INJECTED})`)
+  })
 }

@@ -11,7 +11,7 @@ import { Sysfs, type StoreRecord } from '../lib/sysfs.js'
 import { PROFILE_NAMES, profile } from '../lib/profiles.js'
 import { defaultTopology, loadTopology, TopologyError, type Topology } from '../lib/topology.js'
 import { mountSysfs, unmountSysfs, type SysfsFuse } from './fuse.js'
-import { createLogger, logKernel, storeLogger, type LogFormat, type Logger } from './log.js'
+import { createLogger, logFaults, logKernel, storeLogger, type LogFormat, type Logger } from './log.js'
 import {
   canonicalDir, errCode, findDaemon, fusermount, fusermountSync, probeMount, readMounts,
   removeRecord, UserError, writeRecord, FSTYPE, type RuntimeRecord
@@ -160,7 +160,8 @@ export async function serve (dirArg: string, o: ServeOptions, ready: (dir: strin
     readFile: (p: string): string => {
       if (inside(path.resolve(p), dir)) throw new Error('the file is inside the mount itself')
       return readFileSync(p, 'utf8')
-    }
+    },
+    sleep: async (ms: number): Promise<void> => await new Promise(resolve => setTimeout(resolve, ms))
   }
   let host: Host
   if (state !== undefined) {
@@ -176,6 +177,7 @@ export async function serve (dirArg: string, o: ServeOptions, ready: (dir: strin
     host = new Host(topology!, opts)
   }
   logKernel(log, host.klog)
+  logFaults(log, host.uevents)
   const save = (): void => {
     if (stateFile === undefined) return
     try {
@@ -191,7 +193,7 @@ export async function serve (dirArg: string, o: ServeOptions, ready: (dir: strin
   const sysfs = new Sysfs(host.root, (r: StoreRecord) => {
     if (r.ok) save() // before the write(2) returns: a SIGKILL right after it loses nothing
     logStore(r)
-  })
+  }, host.faults)
 
   let mounted = false
   let stopping = false

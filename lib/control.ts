@@ -7,13 +7,15 @@
  */
 import { fail, isSysfsError } from './errors.js'
 import { formatKlog } from './events.js'
+import { CONTROL_PATH, faultText, parseFaultSpec } from './faults.js'
 import { kstrtoull } from './parse.js'
 import { DirType, type DirNode, type Node } from './sysfs.js'
 import type { AdapterMode } from './topology.js'
 import type { NewAdapter } from './ap/lpar.js'
 import type { Host } from './host.js'
 
-export const CONTROL_PATH = 'kernel/debug/apsim'
+export { CONTROL_PATH }
+
 
 /** One change to the machine's AP configuration. */
 export type LparCommand =
@@ -150,6 +152,21 @@ export function controlTree (host: Host): DirNode {
     },
     { name: 'state', mode: 0o400, limit: unbounded, show: h => JSON.stringify(h.snapshot(), null, 1) + '\n' },
     { name: 'restore', mode: 0o200, store: guarded(buf => host.restoreFrom(buf.replace(/\0.*$/s, '').replace(/\n$/, ''))) },
+    {
+      name: 'faults',
+      mode: 0o600,
+      limit: unbounded,
+      show: h => h.faults.list().map(r => faultText(r) + '\n').join(''),
+      store: guarded(buf => {
+        const text = buf.replace(/\0.*$/s, '').trim()
+        const [verb, ...rest] = text.split(/\s+/)
+        if (verb === 'add') host.faults.add(parseFaultSpec(rest.join(' ')))
+        else if (verb === 'clear' && rest.length === 0) host.faults.clear()
+        else if (verb === 'clear' && rest.length === 1 && /^[1-9][0-9]*$/.test(rest[0])) host.faults.clear(Number(rest[0]))
+        else fail('EINVAL', `expected "add OP PATHGLOB ERRNO [options]", "clear" or "clear ID", got ${JSON.stringify(text)}`)
+      })
+    },
+    { name: 'fault_history', mode: 0o400, limit: unbounded, show: h => jsonLines(h.faults.history()) },
     { name: 'last_error', mode: 0o400, show: () => lastError }
   ]).instance(host)
 }

@@ -7,7 +7,8 @@ export type KlogLevel = 'err' | 'warn' | 'notice' | 'info'
 
 export interface KlogRecord { seq: number, usec: number, level: KlogLevel, text: string }
 
-export type UeventAction = 'add' | 'remove' | 'change' | 'move' | 'online' | 'offline' | 'bind' | 'unbind'
+/** The kernel's actions, plus `fault`: an injected failure, which only the simulator reports. */
+export type UeventAction = 'add' | 'remove' | 'change' | 'move' | 'online' | 'offline' | 'bind' | 'unbind' | 'fault'
 
 export interface Uevent {
   seq: number

@@ -8,6 +8,7 @@ import { apTree } from './ap/tree.js'
 import { zcryptDrivers } from './ap/zcrypt.js'
 import { CONTROL_PATH, controlTree, type GuestInfo, GUEST_NAME, type LparCommand, readOnlyView } from './control.js'
 import { fail, isSysfsError } from './errors.js'
+import { Faults } from './faults.js'
 import { KernelLog, type KlogRecord, type Uevent, UeventLog } from './events.js'
 import { powerDirs } from './power.js'
 import { DirType, type DirNode, type Node, O_RDONLY, O_WRONLY, resolve, Sysfs } from './sysfs.js'
@@ -20,6 +21,8 @@ export interface HostOptions {
   clockUsec?: () => number
   /** How `kernel/debug/apsim/restore` reads a snapshot file (the daemon supplies it). */
   readFile?: (path: string) => string
+  /** A timer for fault rules with a delay. */
+  sleep?: (ms: number) => Promise<void>
 }
 
 /** A whole simulated host as plain data: `apsim snapshot` writes it, `--state` keeps it. */
@@ -50,6 +53,8 @@ const link = (target: string): Node => ({ kind: 'link', target })
 export class Host {
   readonly klog: KernelLog
   readonly uevents: UeventLog
+  /** Fault rules for users' error-handling tests; every injection is also an `apsim` event. */
+  readonly faults: Faults
   /** The `/sys` root; it follows the model across restores. */
   readonly root: DirNode
   private model: Model
@@ -70,9 +75,12 @@ export class Host {
     this.clockRaw = raw
     this.klog = new KernelLog(clock)
     this.uevents = new UeventLog(clock)
+    this.faults = new Faults(inj => this.uevents.emit('fault', `/${inj.path}`, 'apsim', [
+      ['APSIM_INJECTED', `rule ${inj.rule}`], ['OP', inj.op], ['ERRNO', inj.errno ?? '-'], ...(inj.delayMs === undefined ? [] : [['DELAY_MS', String(inj.delayMs)] as [string, string]])
+    ]), opts.sleep)
     this.model = this.boot(topology)
     this.root = { kind: 'dir', entries: () => this.model.tree.entries(), lookup: name => this.model.tree.lookup(name) }
-    this.fs = new Sysfs(this.root)
+    this.fs = new Sysfs(this.root, undefined, this.faults)
   }
 
   get bus (): ApBus { return this.model.bus }

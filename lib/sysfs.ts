@@ -4,7 +4,8 @@
  * permission checks that bind root too). Pure and synchronous; the FUSE adapter only maps
  * operations onto `Sysfs`.
  */
-import { fail, isSysfsError, type Errno } from './errors.js'
+import { fail, isSysfsError, SysfsError, type Errno } from './errors.js'
+import type { Faults, Injection } from './faults.js'
 
 export type Kind = 'dir' | 'attr' | 'link'
 
@@ -191,7 +192,8 @@ export const O_RDWR = 2
 
 export interface Stat { kind: Kind, mode: number, size: number, nlink: number }
 
-export interface StoreRecord { path: string, data: string, ok: boolean, errno?: Errno, why?: string }
+/** One store as the log records it; `injected` names the fault rule that made it fail. */
+export interface StoreRecord { path: string, data: string, ok: boolean, errno?: Errno, why?: string, injected?: number }
 
 interface Handle { path: string, node: AttrNode, snap: Buffer | undefined }
 
@@ -203,7 +205,11 @@ export class Sysfs {
   private readonly handles = new Map<number, Handle>()
   private nextFh = 1
 
-  constructor (readonly root: DirNode, private readonly onStore?: (r: StoreRecord) => void) {}
+  constructor (readonly root: DirNode, private readonly onStore?: (r: StoreRecord) => void, private readonly faults?: Faults) {}
+
+  private injectedError (inj: Injection): SysfsError {
+    return new SysfsError(inj.errno ?? 'EIO', `injected by fault rule ${inj.rule}`)
+  }
 
   resolve (path: string): Node { return resolve(this.root, path) }
 
@@ -235,6 +241,8 @@ export class Sysfs {
   /** kernfs_fop_open: the mode bits and the presence of show/store bind root as well. */
   open (path: string, flags: number): number {
     const n = this.resolveFollow(path)
+    const inj = this.faults?.check('open', path)
+    if (inj?.errno !== undefined) throw this.injectedError(inj)
     if (n.kind === 'dir') fail('EISDIR', `${path} is a directory`)
     if (n.kind !== 'attr') fail('ENOENT', `${path}: dangling`)
     const acc = flags & O_ACCMODE
@@ -259,6 +267,8 @@ export class Sysfs {
     if (pos === 0 || h.snap === undefined) {
       const show = h.node.show
       if (show === undefined) fail('EACCES', `${h.path} is not readable`)
+      const inj = this.faults?.check('read', h.path)
+      if (inj?.errno !== undefined) throw this.injectedError(inj)
       const text = Buffer.from(show(), 'latin1')
       const limit = h.node.limit ?? SHOW_MAX
       h.snap = text.length > limit ? text.subarray(0, limit) : text
@@ -278,11 +288,26 @@ export class Sysfs {
     const count = Math.min(data.length, PAGE_SIZE)
     if (count === 0) return 0
     const text = data.toString('latin1', 0, count)
+    const inj = this.faults?.check('write', h.path, text)
     const done = (e?: unknown): void => {
       if (e === undefined) this.onStore?.({ path: h.path, data: text, ok: true })
       else if (isSysfsError(e)) this.onStore?.({ path: h.path, data: text, ok: false, errno: e.code, why: e.why })
       else this.onStore?.({ path: h.path, data: text, ok: false, errno: 'EIO', why: `model error: ${String(e)}` })
     }
+    const run = (): number | Promise<number> => {
+      if (inj?.errno !== undefined) {
+        const e = this.injectedError(inj)
+        this.onStore?.({ path: h.path, data: text, ok: false, errno: e.code, why: e.why, injected: inj.rule })
+        throw e
+      }
+      return this.runStore(store, text, count, done)
+    }
+    const sleep = this.faults?.sleep
+    if (inj?.delayMs !== undefined && sleep !== undefined) return sleep(inj.delayMs).then(run)
+    return run()
+  }
+
+  private runStore (store: (data: string) => StoreResult, text: string, count: number, done: (e?: unknown) => void): number | Promise<number> {
     let result: StoreResult
     try {
       result = store(text)
