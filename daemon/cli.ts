@@ -12,6 +12,7 @@ import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { Command, Option } from 'commander'
 import type { ServeOptions } from './serve.js'
+import type { RunOptions } from './run.js'
 import {
   canonicalDir, ensureRunDir, errCode, findDaemon, fusermount, isDaemon, logFileFor, mountAt, probeMount, readRecord,
   removeRecord, UserError, waitFor, FSTYPE
@@ -374,6 +375,7 @@ async function topologyYaml (topology: Record<string, unknown>, root: string): P
 const program = new Command('apsim')
   .description('A FUSE simulation of the Linux s390 AP bus sysfs (bus/ap, devices/ap, vfio_ap)')
   .showHelpAfterError()
+  .enablePositionalOptions() // `apsim run --topology F -- CMD --its-own-options`
 
 program.command('mount')
   .description('mount the simulated sysfs at DIR (DIR plays /sys); foreground unless --daemon')
@@ -489,6 +491,23 @@ program.command('record')
   .option('--json', 'write JSON instead of YAML')
   .option('-o, --output <file>', 'write to FILE instead of standard output')
   .action(recordCommand)
+
+program.command('run')
+  .description('run CMD against a fresh simulated host (or --root DIR): in a private mount namespace with the tree over /sys ' +
+    '(root), SYSFS_ROOT=/sys and SYSTEMD_DEVICE_VERIFY_SYSFS=0 exported; exits with CMD\'s status (128+N for signal N, 125 if apsim failed)')
+  .argument('<cmd...>', 'the command and its arguments (after --)')
+  .option('--topology <file>', 'host topology (YAML or JSON) of the fresh host')
+  .option('--kernel <profile>', "the kernel generation to simulate (see 'apsim profiles')")
+  .option('--state <file>', 'boot the fresh host from FILE if it exists, and save it there after every write')
+  .option('--root <dir>', 'use the running host mounted at DIR instead of a fresh one')
+  .option('--env-only', 'no namespace (no root needed): only SYSFS_ROOT=<mount>, APSIM_ROOT and MDEVCTL_ENV_ROOT')
+  .option('--mdevctl-dir <dir>', 'bind DIR over /etc/mdevctl.d (default: a fresh, empty one)')
+  .option('--log <file>', "append the daemon's log (JSON lines) to FILE")
+  .passThroughOptions()
+  .action(async (cmd: string[], f: RunOptions) => {
+    const { runCommand } = await import('./run.js')
+    process.exit(await runCommand(cmd, f, CLI))
+  })
 
 program.command('profiles')
   .description('list the kernel profiles and what each changes from the one before it')
