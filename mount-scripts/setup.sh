@@ -2,8 +2,15 @@
 # Installs what apsim needs on a Debian machine, as root: FUSE (libfuse2 for fuse-native,
 # fuse3 for fusermount), Node.js when missing, the npm dependencies, and the build.
 # Safe to run again; it only installs what is missing.
+# --clients also installs the real tools the integration tests drive (mdevctl, libvirt, udev,
+# systemd: mount-scripts/install-clients.sh); the tests install them themselves otherwise.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+case ${1:-} in
+  --clients) bash mount-scripts/install-clients.sh ;;
+  '') ;;
+  *) echo "usage: setup.sh [--clients]" >&2; exit 2 ;;
+esac
 
 need=()
 dpkg -s libfuse2 >/dev/null 2>&1 || need+=(libfuse2)

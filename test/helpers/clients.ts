@@ -1,0 +1,42 @@
+/**
+ * The real tools the integration tests run against apsim (mdevctl, libvirtd and virsh,
+ * udevadm, systemd-analyze), installed from Debian packages by mount-scripts/install-clients.sh
+ * when missing. A tool that cannot be had fails the test; it is never skipped.
+ */
+import { existsSync, readdirSync } from 'node:fs'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+import type { ExecutionContext } from 'ava'
+import { CLI, RUN_DIR, run, type ShResult } from './mount.js'
+
+const INSTALL = fileURLToPath(new URL('../../../mount-scripts/install-clients.sh', import.meta.url))
+
+let installed: Promise<void> | undefined
+
+/** Installs whatever of the client tools is missing (once per test process). */
+export async function ensureClients (t: ExecutionContext): Promise<void> {
+  t.timeout(10 * 60_000, 'installing the client tools with apt-get')
+  installed ??= (async () => {
+    const r = await run('bash', [INSTALL])
+    if (r.code !== 0) throw new Error(`cannot install the client tools (mount-scripts/install-clients.sh, status ${r.code}):\n${r.stderr}`)
+  })()
+  await installed
+}
+
+/** The libvirt nodedev driver module (a directory holding only it keeps libvirtd to that driver). */
+export function nodedevDriver (): string {
+  const found = readdirSync('/usr/lib').map(d => path.join('/usr/lib', d, 'libvirt/connection-driver/libvirt_driver_nodedev.so')).filter(f => existsSync(f))
+  if (found.length === 0) throw new Error('libvirt_driver_nodedev.so not found (Debian package libvirt-daemon)')
+  return found[0]
+}
+
+/**
+ * `apsim run [opts] -- bash -c script` with LC_ALL=C: CMD's status, stdout, stderr. The
+ * script is root in a private mount namespace with the simulated tree over /sys.
+ */
+export async function apsimRun (script: string, opts: string[] = [], env: NodeJS.ProcessEnv = {}): Promise<ShResult> {
+  return await run(process.execPath, [CLI, 'run', ...opts, '--', 'bash', '-c', script], {
+    cwd: '/',
+    env: { ...process.env, APSIM_RUN_DIR: RUN_DIR, LC_ALL: 'C', ...env }
+  })
+}
