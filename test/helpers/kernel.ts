@@ -2,10 +2,10 @@
  * Running the conformance suite under an older kernel profile (lib/profiles.ts).
  *
  * `APSIM_KERNEL=5.10 ava build/test/conformance/*.test.js build/test/daemon/fuse.test.js`
- * mounts every host with that profile (test/helpers/mount.ts adds `kernel:` to the topology)
- * and expects the tests listed for it in EXPECTED_DIFFERENCES — and only those — to fail:
- * they are registered as `test.failing`, so a listed test that starts passing fails the run
- * too (the table must then shrink). The conformance files import `test` from here instead of
+ * mounts every host with that profile (test/helpers/mount.ts passes `--kernel` unless the
+ * topology names its own kernel) and expects the tests listed for it in EXPECTED_DIFFERENCES —
+ * and only those — to fail: they are registered as `test.failing`, so a listed test that
+ * starts passing fails the run too (the table must then shrink). The conformance files import `test` from here instead of
  * from ava; under the newest profile it is ava's `test` itself.
  */
 import avaTest, { type TestFn } from 'ava'
