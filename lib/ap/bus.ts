@@ -167,8 +167,9 @@ export class ApBus {
   private event (action: UeventAction, dev: ApDevice, extra: Array<[string, string]> = []): void {
     // kobject_uevent_env: the caller's variables, then the device's own (dev_uevent, ap_uevent);
     // an unbind event carries no MODALIAS.
-    const env = [...extra, ...dev.uevent()].filter(([k]) => action !== 'unbind' || k !== 'MODALIAS')
-    this.uevents.emit(action, dev.devpath, 'ap', env)
+    const env = extra.length === 0 ? dev.uevent() : [...extra, ...dev.uevent()]
+    const drop = action === 'unbind' && env.some(([k]) => k === 'MODALIAS')
+    this.uevents.emit(action, dev.devpath, 'ap', drop ? env.filter(([k]) => k !== 'MODALIAS') : env)
   }
 
   // -------------------------------------------------------------------------------------
@@ -179,14 +180,23 @@ export class ApBus {
     return drv.binds === (isQueue(dev) ? 'queue' : 'card') && drv.types.includes(hwtype)
   }
 
+  /**
+   * ap_device_probe's gate: whether `drv` may probe `dev` at all (driver_override, else the
+   * masks). Tested before probing, so that a scan or a mask flip that moves 65,536 queues
+   * does not build and throw 65,536 errors (the refusal is only an error for `bind`).
+   */
+  private admits (drv: ApDriver, dev: ApDevice): boolean {
+    if (!isQueue(dev)) return true
+    if (dev.driverOverride !== undefined) return dev.driverOverride === drv.name
+    return this.reserved(dev.apid, dev.apqi) === drv.isDefault
+  }
+
   /** ap_device_probe's gate plus the driver's probe. Throws ENODEV when refused. */
   private probe (drv: ApDriver, dev: ApDevice): void {
-    if (isQueue(dev)) {
-      if (dev.driverOverride !== undefined) {
-        if (dev.driverOverride !== drv.name) fail('ENODEV', `${dev.name}: driver_override names ${dev.driverOverride}`)
-      } else if (this.reserved(dev.apid, dev.apqi) !== drv.isDefault) {
-        fail('ENODEV', `${dev.name} is ${drv.isDefault ? 'not ' : ''}reserved for the default drivers`)
-      }
+    if (!this.admits(drv, dev)) {
+      const q = dev as Queue
+      if (q.driverOverride !== undefined) fail('ENODEV', `${q.name}: driver_override names ${q.driverOverride}`)
+      fail('ENODEV', `${q.name} is ${drv.isDefault ? 'not ' : ''}reserved for the default drivers`)
     }
     this.bindingsDone = false
     // The driver core sets dev->driver before it calls the driver's probe.
@@ -204,7 +214,7 @@ export class ApBus {
   attach (dev: ApDevice): boolean {
     if (dev.driver !== undefined) return true
     for (const drv of this.drivers) {
-      if (!this.matches(drv, dev)) continue
+      if (!this.matches(drv, dev) || !this.admits(drv, dev)) continue
       try {
         this.probe(drv, dev)
         return true
@@ -260,7 +270,7 @@ export class ApBus {
   }
 
   private attachIfMatching (drv: ApDriver, dev: ApDevice): void {
-    if (dev.driver !== undefined || !this.matches(drv, dev)) return
+    if (dev.driver !== undefined || !this.matches(drv, dev) || !this.admits(drv, dev)) return
     try { this.probe(drv, dev) } catch (e) { if ((e as { code?: string }).code !== 'ENODEV') throw e }
   }
 

@@ -34,6 +34,27 @@ export function modeOf (functions: number): AdapterMode | undefined {
 
 const hex8 = (v: number): string => '0x' + (v >>> 0).toString(16).toUpperCase().padStart(8, '0')
 
+// Event variables every queue event carries, shared (never mutated): a mask flip emits
+// 131,072 events, and the uevent ring keeps 65,536 of them.
+const DEVTYPE_QUEUE: [string, string] = ['DEVTYPE', 'ap_queue']
+const DRIVER_ENV: Record<DriverName, [string, string]> = { cex4card: ['DRIVER', 'cex4card'], cex4queue: ['DRIVER', 'cex4queue'], vfio_ap: ['DRIVER', 'vfio_ap'] }
+const MODE_ENV: Record<AdapterMode, [string, string]> = { accel: ['MODE', 'accel'], cca: ['MODE', 'cca'], ep11: ['MODE', 'ep11'] }
+const QUEUE_ENVS = new Map<string | undefined, Map<AdapterMode | undefined, Array<[string, string]>>>()
+/** A queue's variables (ap_queue_uevent): one frozen array per driver and mode. */
+function queueEnv (driver: string | undefined, mode: AdapterMode | undefined): Array<[string, string]> {
+  let byMode = QUEUE_ENVS.get(driver)
+  if (byMode === undefined) QUEUE_ENVS.set(driver, byMode = new Map())
+  let env = byMode.get(mode)
+  if (env === undefined) {
+    env = [DEVTYPE_QUEUE]
+    if (driver !== undefined) env.push(DRIVER_ENV[driver as DriverName] ?? ['DRIVER', driver])
+    if (mode !== undefined) env.push(MODE_ENV[mode])
+    Object.freeze(env)
+    byMode.set(mode, env)
+  }
+  return env
+}
+
 export class Card {
   config = true
   chkstop = false
@@ -42,6 +63,10 @@ export class Card {
   /** zcrypt's own online flag (the `online` file also needs config and no checkstop). */
   zcryptOnline = true
   readonly queues = new Map<number, Queue>()
+  // Fixed for the card's life and needed by every event and lookup: computed once.
+  readonly name: string
+  readonly devpath: string
+  readonly mode: AdapterMode | undefined
 
   constructor (
     readonly bus: ApBus,
@@ -53,14 +78,15 @@ export class Card {
     readonly depth: number,
     readonly ml: number,
     readonly serial: string
-  ) {}
+  ) {
+    this.name = cardName(id)
+    this.devpath = `/devices/ap/${this.name}`
+    this.mode = modeOf(functions)
+  }
 
-  get name (): string { return cardName(this.id) }
-  get devpath (): string { return `/devices/ap/${this.name}` }
-  get treePath (): string { return `devices/ap/${this.name}` }
+  get treePath (): string { return this.devpath.slice(1) }
   /** What the card shows: 6.4 hides the low 16 bits (SE bind state and below). */
   get cardFunctions (): number { return this.bus.profile.apFeatures64 ? (this.functions & 0xffff0000) >>> 0 : this.functions >>> 0 }
-  get mode (): AdapterMode | undefined { return modeOf(this.functions) }
   get online (): boolean { return this.config && !this.chkstop && this.zcryptOnline }
   get maxMsgSize (): number { return this.ml !== 0 ? this.ml * 4096 : 12288 }
 
@@ -93,12 +119,18 @@ export class Queue {
   /** Result of the last reset vfio_ap issued (its filter looks at it). */
   resetResult: 'normal' | 'deconfigured' | 'checkstopped' | 'failed' = 'normal'
 
-  constructor (readonly card: Card, readonly apqi: number) {}
+  // `XX.YYYY` and `/devices/ap/cardXX/XX.YYYY`: every event and lookup needs them, so with
+  // 65,536 queues they are computed once, not per use.
+  readonly name: string
+  readonly devpath: string
+
+  constructor (readonly card: Card, readonly apqi: number) {
+    this.name = queueName(card.id, apqi)
+    this.devpath = `${card.devpath}/${this.name}`
+  }
 
   get apid (): number { return this.card.id }
-  get name (): string { return queueName(this.card.id, this.apqi) }
-  get devpath (): string { return `${this.card.devpath}/${this.name}` }
-  get treePath (): string { return `${this.card.treePath}/${this.name}` }
+  get treePath (): string { return this.devpath.slice(1) }
   get online (): boolean { return this.config && !this.chkstop && this.zcryptOnline }
 
   /** ap_queue_init_state: reset and start operating, unless the hardware says otherwise. */
@@ -112,12 +144,9 @@ export class Queue {
     }
   }
 
+  /** The device's uevent variables; shared arrays (the caller must copy to change them). */
   uevent (): Array<[string, string]> {
-    const env: Array<[string, string]> = [['DEVTYPE', 'ap_queue']]
-    if (this.driver !== undefined) env.push(['DRIVER', this.driver])
-    const mode = this.card.mode
-    if (mode !== undefined) env.push(['MODE', mode])
-    return env
+    return queueEnv(this.driver, this.card.mode)
   }
 }
 
