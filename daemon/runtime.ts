@@ -71,8 +71,10 @@ export async function probeMount (dir: string, timeoutMs = 3000): Promise<Probe>
   const mount = await mountAt(dir)
   if (mount === undefined) return { state: 'absent' }
   let timer: NodeJS.Timeout | undefined
+  // readdir, not stat: for a second after the daemon died (attr_timeout) the kernel answers a
+  // stat of the root from its cache; a readdir always asks the daemon.
   const answer = await Promise.race([
-    fsp.stat(dir).then(() => 'live' as const, (e: unknown) => errCode(e) === 'ENOTCONN' || errCode(e) === 'ENXIO' ? 'stale' as const : 'live' as const),
+    fsp.readdir(dir).then(() => 'live' as const, (e: unknown) => ['ENOTCONN', 'ECONNABORTED', 'ENXIO'].includes(errCode(e) ?? '') ? 'stale' as const : 'live' as const),
     new Promise<'hung'>(resolve => { timer = setTimeout(() => resolve('hung'), timeoutMs) })
   ])
   clearTimeout(timer)

@@ -63,7 +63,9 @@ if [ -z "$t" ]; then
 fi
 [ "$t" = fuse.apsim ] || die "$dir is a $t mount, not apsim's; not touching it"
 
-if timeout 3 stat -- "$dir" >/dev/null 2>&1; then
+# readdir, not stat: the kernel answers a stat of the root from its attribute cache for a
+# second after the daemon died; a readdir always asks the daemon.
+if timeout 3 ls -a -- "$dir" >/dev/null 2>&1; then
   [ "$force" = 1 ] || die "$dir is a live apsim mount; stop it with 'apsim umount $dir' (or use --force)"
   pid=$(recorded_pid || true)
   if [ -n "$pid" ] && is_daemon "$pid"; then
