@@ -7,7 +7,7 @@
  * the control-file client daemon/control.ts.
  */
 import { spawn } from 'node:child_process'
-import { closeSync, openSync, promises as fsp, readdirSync, readFileSync } from 'node:fs'
+import { closeSync, existsSync, openSync, promises as fsp, readdirSync, readFileSync } from 'node:fs'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { Command, Option } from 'commander'
@@ -29,6 +29,8 @@ const CLI = fileURLToPath(import.meta.url)
 
 interface MountFlags {
   topology?: string
+  topologyIfExists?: string
+  pidFile?: string
   kernel?: string
   state?: string
   allowOther?: boolean
@@ -38,13 +40,17 @@ interface MountFlags {
 }
 
 async function mountCommand (dirArg: string, f: MountFlags): Promise<void> {
+  if (f.topology !== undefined && f.topologyIfExists !== undefined) throw new UserError('give either --topology or --topology-if-exists, not both')
+  let topology = f.topology
+  if (f.topologyIfExists !== undefined && existsSync(f.topologyIfExists)) topology = f.topologyIfExists
   const opts: ServeOptions = {
-    topology: f.topology === undefined ? undefined : path.resolve(f.topology),
+    topology: topology === undefined ? undefined : path.resolve(topology),
     kernel: f.kernel,
     state: f.state === undefined ? undefined : path.resolve(f.state),
     allowOther: f.allowOther,
     logLevel: f.logLevel,
-    logFormat: f.logFormat
+    logFormat: f.logFormat,
+    pidFile: f.pidFile === undefined ? undefined : path.resolve(f.pidFile)
   }
   const dir = path.resolve(dirArg)
   if (f.daemon === true) return await daemonize(dir, opts)
@@ -88,6 +94,7 @@ async function daemonize (dir: string, o: ServeOptions): Promise<void> {
     args.push('--state', o.state)
   }
   if (o.allowOther === true) args.push('--allow-other')
+  if (o.pidFile !== undefined) args.push('--pid-file', o.pidFile)
   if (o.logLevel !== undefined) args.push('--log-level', o.logLevel)
   args.push('--log-format', o.logFormat ?? 'json')
   const fd = openSync(logFile, 'a')
@@ -384,7 +391,9 @@ program.command('mount')
   .option('--kernel <profile>', "the kernel generation to simulate (see 'apsim profiles'); default: the topology's, else newest")
   .option('--state <file>', 'boot from FILE if it exists (else from the topology), and save the whole host there after every successful write')
   .option('--allow-other', 'let users other than root use the mount')
+  .option('--topology-if-exists <file>', 'the topology FILE if it exists, else the default (for unit files)')
   .option('--daemon', 'run in the background; return once the mount is ready')
+  .option('--pid-file <file>', "write the daemon's pid to FILE once the mount is ready (systemd's PIDFile=); removed on exit")
   .addOption(new Option('--log-level <level>', 'log level').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'))
   .addOption(new Option('--log-format <format>', 'log format (default: pretty on a terminal, else json)').choices(['json', 'pretty']))
   .action(mountCommand)

@@ -2,7 +2,7 @@
  * `apsim mount` in the foreground: build the Host, mount it, report readiness, and unmount
  * on every way out (signals, crash, external unmount, parent gone).
  */
-import { closeSync, fsyncSync, openSync, promises as fsp, readFileSync, renameSync, writeFileSync } from 'node:fs'
+import { closeSync, fsyncSync, openSync, promises as fsp, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { performance } from 'node:perf_hooks'
 import { isSysfsError } from '../lib/errors.js'
@@ -27,6 +27,8 @@ export interface ServeOptions {
   logFile?: string
   /** The state file: boot from it if it exists, keep it up to date after every store. */
   state?: string
+  /** Written with the daemon's pid once the mount is ready (systemd's PIDFile=); removed on exit. */
+  pidFile?: string
 }
 
 export const DEFAULT_TOPOLOGY_SOURCE = '(default topology)'
@@ -210,6 +212,7 @@ export async function serve (dirArg: string, o: ServeOptions, ready: (dir: strin
   process.on('exit', () => {
     if (mounted) fusermountSync(dir)
     removeRecord(dir, process.pid)
+    if (o.pidFile !== undefined) removePidFile(o.pidFile)
   })
   const crash = (what: string) => (err: unknown) => {
     try { log.fatal({ err }, `${what}: unmounting and exiting`) } catch { /* stderr may be what broke */ }
@@ -270,6 +273,16 @@ export async function serve (dirArg: string, o: ServeOptions, ready: (dir: strin
     }, () => {})
   }, 500).unref()
 
+  if (o.pidFile !== undefined) {
+    try { writeFileSync(o.pidFile, `${process.pid}\n`) } catch (e) { throw new UserError(`cannot write the pid file ${o.pidFile}: ${(e as Error).message}`) }
+  }
   ready(dir)
   return { dir, fuse, host }
+}
+
+/** Removes the pid file if it still names this process. */
+function removePidFile (file: string): void {
+  try {
+    if (readFileSync(file, 'utf8').trim() === String(process.pid)) unlinkSync(file)
+  } catch { /* gone already */ }
 }
