@@ -91,13 +91,23 @@ export function sysfsOperations (sysfs: Sysfs, opts: AdapterOptions): Fuse.Opera
   const toStat = (s: Pick<Stat, 'mode' | 'size' | 'nlink'>): Fuse.Stat => ({
     mode: s.mode, size: s.size, nlink: s.nlink, uid: 0, gid: 0, blksize: 4096, blocks: 0, atime: time, mtime: time, ctime: time
   })
+  // getattr runs for every path component of every syscall: one stat object per distinct
+  // (mode, size, nlink), shared (fuse-native only reads it).
+  const stats = new Map<number, Fuse.Stat>()
+  const statOf = (s: Stat): Fuse.Stat => {
+    if ((s.size !== 0 && s.size !== 4096) || s.nlink > 3) return toStat(s)
+    const key = s.mode * 8 + (s.size > 0 ? 4 : 0) + s.nlink
+    let st = stats.get(key)
+    if (st === undefined) stats.set(key, st = toStat(s))
+    return st
+  }
   const entryStat = (kind: Kind): Fuse.Stat => toStat({ mode: ENTRY_MODE[kind], size: kind === 'attr' ? 4096 : 0, nlink: kind === 'dir' ? 2 : 1 })
   const dirStat = entryStat('dir')
 
   const ops: Fuse.Operations = {
     init: cb => cb(0),
     statfs: (_path, cb) => cb(0, { bsize: 4096, frsize: 4096, namemax: 255 }),
-    getattr: (path, cb) => cb(0, toStat(sysfs.stat(path))),
+    getattr: (path, cb) => cb(0, statOf(sysfs.stat(path))),
     readdir: (path, cb) => {
       const entries = sysfs.readdir(path)
       const names = ['.', '..']
@@ -123,9 +133,10 @@ export function sysfsOperations (sysfs: Sysfs, opts: AdapterOptions): Fuse.Opera
       // A store that blocks in the kernel: the writer waits, other ops go on meanwhile.
       return r.then(reply)
     },
-    flush: (_path, _fd, cb) => cb(0),
     fsync: (_path, _datasync, _fd, cb) => cb(0),
     release: (_path, fd, cb) => { sysfs.release(fd); cb(0) },
+    // No flush: it would only answer 0, one more round trip to this thread per close(2). The
+    // kernel takes libfuse's ENOSYS as "no flush needed", stops sending it, and close returns 0.
     // O_TRUNC arrives as truncate(path, 0); kernfs ignores sizes, so does this. The kernel
     // has looked every path up before any of the ops below reaches the daemon.
     truncate: (_path, _size, cb) => cb(0),
