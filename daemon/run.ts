@@ -10,6 +10,7 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readlinkSync, rmSync, symlinkSync } from 'node:fs'
 import os from 'node:os'
+import type { Duplex } from 'node:stream'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { canonicalDir, fusermount, mountAt, probeMount, sleep, UserError, waitFor, FSTYPE } from './runtime.js'
@@ -174,11 +175,14 @@ function fromTerminal (): boolean {
   } catch { return false }
 }
 
+/** A mount namespace, as /proc/PID/ns/mnt reads, and a descriptor that keeps it alive. */
+interface Namespace { id: string, fd: number }
+
 interface Child {
   /** CMD's exit status, 128+N for signal N. */
   status: Promise<number>
-  /** The namespace CMD runs in, once it is set up (undefined in --env-only mode). */
-  ns: Promise<string | undefined>
+  /** The namespace CMD runs in, held open (undefined in --env-only mode). */
+  ns: Promise<Namespace | undefined>
   kill: (sig: NodeJS.Signals) => void
   running: () => boolean
 }
@@ -192,15 +196,28 @@ function startChild (file: string, args: string[], env: NodeJS.ProcessEnv, repor
     })
     child.once('exit', (code, signal) => resolve(code ?? 128 + (signal !== null ? os.constants.signals[signal] : 0)))
   })
-  const ns = new Promise<string | undefined>(resolve => {
-    if (!reportsNamespace) { resolve(undefined); return }
-    let text = ''
-    const pipe = child.stdio[3] as NodeJS.ReadableStream | null
+  // The script reports its namespace, then waits for the answer: by then the namespace is held
+  // open here, so its inode number (what identifies it in /proc) stays its own until the
+  // clean-up; a freed namespace's number is soon another's.
+  const ns = new Promise<Namespace | undefined>(resolve => {
+    const pipe = reportsNamespace ? child.stdio[3] as Duplex | null : null
     if (pipe === null) { resolve(undefined); return }
+    let text = ''
+    let held: Namespace | undefined
     pipe.setEncoding('utf8')
-    pipe.on('data', (d: string) => { text += d })
-    pipe.on('error', () => resolve(undefined))
-    pipe.on('close', () => { const m = /mnt:\[\d+\]/.exec(text); resolve(m?.[0]) })
+    pipe.on('data', (d: string) => {
+      text += d
+      const m = /^(mnt:\[\d+\])\n/.exec(text)
+      if (m === null || held !== undefined || child.pid === undefined) return
+      try {
+        const fd = openSync(`/proc/${child.pid}/ns/mnt`, 'r')
+        held = { id: m[1], fd }
+        if (readlinkSync(`/proc/self/fd/${fd}`) !== m[1]) { closeSync(fd); held = undefined }
+      } catch { /* CMD is gone already, and so is what it started: nothing to end */ }
+      pipe.write('\n')
+    })
+    pipe.on('error', () => {})
+    pipe.on('close', () => resolve(held))
   })
   return {
     status,
@@ -236,7 +253,7 @@ export async function runCommand (cmd: string[], o: RunOptions, cli: string): Pr
 
   const tmp = mkdtempSync(path.join(os.tmpdir(), 'apsim-run-'))
   let host: Host | undefined
-  let ns: string | undefined
+  let ns: Namespace | undefined
   try {
     const mdevctlDir = mdevctlLayout(tmp, o.mdevctlDir === undefined ? undefined : path.resolve(o.mdevctlDir))
     if (o.root !== undefined) {
@@ -267,7 +284,9 @@ export async function runCommand (cmd: string[], o: RunOptions, cli: string): Pr
     for (const sig of SIGNALS) process.once(sig, onSecond)
     let failed: unknown
     try {
-      if (ns !== undefined) await endNamespace(ns)
+      if (ns !== undefined) {
+        try { await endNamespace(ns.id) } finally { closeSync(ns.fd) }
+      }
       await host?.stop()
     } catch (e) {
       failed = e

@@ -73,9 +73,12 @@ export SYSFS_ROOT=/sys SYSTEMD_DEVICE_VERIFY_SYSFS=0 APSIM_ROOT=$dir
 command -v -- "$1" >/dev/null || { echo "apsim-ns.sh: $1: command not found" >&2; exit 127; }
 
 if [ "$exec_cmd" = 1 ]; then
-  # apsim run learns the namespace (to end what CMD leaves behind) from fd APSIM_NS_FD.
+  # apsim run learns the namespace (to end what CMD leaves behind) from fd APSIM_NS_FD, and
+  # answers once it holds the namespace open: its inode number cannot then be reused by
+  # another namespace, however soon CMD and all it started exit.
   if [ -n "${APSIM_NS_FD:-}" ]; then
     readlink "/proc/$$/ns/mnt" >&"$APSIM_NS_FD"
+    read -r _ <&"$APSIM_NS_FD" || true
     exec {APSIM_NS_FD}>&-
     unset APSIM_NS_FD
   fi
