@@ -10,7 +10,7 @@ import { CONTROL_PATH, controlTree, type GuestInfo, GUEST_NAME, type LparCommand
 import { fail, isSysfsError } from './errors.js'
 import { Faults } from './faults.js'
 import { KernelLog, type KlogRecord, type Uevent, UeventLog } from './events.js'
-import { powerDirs } from './power.js'
+import { type PowerControl, powerDirs } from './power.js'
 import { DirType, type DirNode, type Node, O_RDONLY, O_WRONLY, resolve, Sysfs } from './sysfs.js'
 import { type Topology, topologyData, topologyFrom } from './topology.js'
 import { vfioQueueAttrs, vfioTree } from './vfio/tree.js'
@@ -35,9 +35,11 @@ export interface HostState {
   vfio: VfioState | null
   klog: KlogRecord[]
   uevents: Uevent[]
+  /** Devices whose `power/control` was set to `on` (absent in states written before it was kept). */
+  power?: Record<string, 'on'>
 }
 
-interface Model { bus: ApBus, vfio: VfioAp | undefined, tree: DirNode }
+interface Model { bus: ApBus, vfio: VfioAp | undefined, tree: DirNode, power: PowerControl }
 
 const dir = (entries: Record<string, Node | undefined>, mode?: number): DirNode => {
   const d = new DirType<null>(Object.entries(entries)
@@ -79,6 +81,8 @@ export class Host {
       ['APSIM_INJECTED', `rule ${inj.rule}`], ['OP', inj.op], ['ERRNO', inj.errno ?? '-'], ...(inj.delayMs === undefined ? [] : [['DELAY_MS', String(inj.delayMs)] as [string, string]])
     ]), opts.sleep)
     this.model = this.boot(topology)
+    // A device that goes away takes its power settings along; one that comes back starts afresh.
+    this.uevents.subscribe(u => { if (u.action === 'remove') this.model?.power.delete(u.devpath) })
     this.root = { kind: 'dir', entries: () => this.model.tree.entries(), lookup: name => this.model.tree.lookup(name) }
     this.fs = new Sysfs(this.root, undefined, this.faults)
   }
@@ -97,11 +101,12 @@ export class Host {
       this.klog.info('vfio_ap matrix: MDEV: Registered')
     }
     bus.scan()
-    return { bus, vfio, tree: this.buildTree(bus, vfio) }
+    const control: PowerControl = new Map()
+    return { bus, vfio, tree: this.buildTree(bus, vfio, control), power: control }
   }
 
-  private buildTree (b: ApBus, v: VfioAp | undefined): DirNode {
-    const power = powerDirs()
+  private buildTree (b: ApBus, v: VfioAp | undefined, control: PowerControl): DirNode {
+    const power = powerDirs(control)
     const ap = apTree(b, v === undefined ? [] : vfioQueueAttrs(v), power)
     const vt = v === undefined ? undefined : vfioTree(v, power)
     const param = (show: () => string, mode = 0o440): Node => ({ kind: 'attr', mode, show })
@@ -296,7 +301,8 @@ export class Host {
       bus: this.bus.state(),
       vfio: this.vfio?.state() ?? null,
       klog: this.klog.records(),
-      uevents: this.uevents.records()
+      uevents: this.uevents.records(),
+      power: Object.fromEntries([...this.model.power].filter(([, v]) => v === 'on').sort(([a], [b]) => a < b ? -1 : 1)) as Record<string, 'on'>
     }
   }
 
@@ -311,6 +317,10 @@ export class Host {
       const model = this.boot(topology)
       model.bus.restore(state.bus)
       if (state.vfio !== null && model.vfio !== undefined) model.vfio.restore(state.vfio)
+      for (const [devpath, v] of Object.entries(state.power ?? {})) {
+        if (v !== 'on') throw new Error(`power: ${devpath}: ${JSON.stringify(v)} is not "on"`)
+        model.power.set(devpath, v)
+      }
       this.model = model
       this.topology = topology
       this.klog.load(state.klog)

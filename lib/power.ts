@@ -1,6 +1,7 @@
 /**
  * The driver core's `power/` directory, present in every device directory. AP and mdev
  * devices have runtime PM disabled, so it reads as such; `control` takes `on` or `auto`.
+ * The values written to `control` are per device (by devpath) and part of the host's state.
  */
 import { fail } from './errors.js'
 import { cstr } from './parse.js'
@@ -9,8 +10,10 @@ import { DirType, type DirNode } from './sysfs.js'
 /** Per host: the `power/` directory of the device at a devpath. */
 export type PowerDirs = (devpath: string) => DirNode
 
-export function powerDirs (): PowerDirs {
-  const control = new Map<string, string>()
+/** `control` values other than the default `auto`, by devpath. */
+export type PowerControl = Map<string, 'on' | 'auto'>
+
+export function powerDirs (control: PowerControl = new Map()): PowerDirs {
   const type = new DirType<string>([
     {
       name: 'control',
@@ -19,7 +22,8 @@ export function powerDirs (): PowerDirs {
       store: (devpath, buf) => {
         const v = cstr(buf).replace(/\n$/, '')
         if (v !== 'on' && v !== 'auto') fail('EINVAL', `power/control: ${JSON.stringify(v)} is neither on nor auto`)
-        control.set(devpath, v)
+        if (v === 'auto') control.delete(devpath)
+        else control.set(devpath, v)
       }
     },
     { name: 'runtime_active_time', mode: 0o444, show: () => '0\n' },
