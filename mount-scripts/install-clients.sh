@@ -18,6 +18,7 @@ missing
 [ ${#need[@]} -eq 0 ] && exit 0
 [ "$(id -u)" = 0 ] || { echo "install-clients.sh: ${need[*]} missing; installing needs root" >&2; exit 1; }
 
+mkdir -p /run/lock
 exec 9>/run/lock/apsim-install-clients.lock
 flock 9
 missing # another run may have installed them while this one waited

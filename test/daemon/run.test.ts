@@ -174,14 +174,16 @@ test('--env-only: no namespace, SYSFS_ROOT is the mount, MDEVCTL_ENV_ROOT its pa
 })
 
 test('--env-only works for a user who is not root', async t => {
-  // The user needs to read the build; a copy of nothing else: the checkout is world-readable here.
+  // The user must read the build wherever the checkout is (a clone under /root is not): a copy.
   const tmp = mkdtempSync(path.join(os.tmpdir(), 'apsim-nobody-'))
   try {
-    const out = path.join(tmp, 'out')
-    writeFileSync(out, '')
+    const repo = path.resolve(path.dirname(CLI), '../..')
+    const copy = await run('bash', ['-c', `cp -a build node_modules package.json mount-scripts "${tmp}/" && chmod -R a+rX "${tmp}"`], { cwd: repo })
+    t.is(copy.code, 0, copy.stderr)
+    const cli = path.join(tmp, path.relative(repo, CLI))
     const r = await run('setpriv', [
       '--reuid=nobody', '--regid=nogroup', '--clear-groups', '--',
-      process.execPath, CLI, 'run', '--env-only', '--', 'sh', '-c', `id -u; cat "$SYSFS_ROOT/bus/ap/ap_domain"; echo "$MDEVCTL_ENV_ROOT"; ls -ld "$SYSFS_ROOT/devices/ap/card04"`
+      process.execPath, cli, 'run', '--env-only', '--', 'sh', '-c', `id -u; cat "$SYSFS_ROOT/bus/ap/ap_domain"; echo "$MDEVCTL_ENV_ROOT"; ls -ld "$SYSFS_ROOT/devices/ap/card04"`
     ], { cwd: '/', env: { ...process.env, APSIM_RUN_DIR: path.join(tmp, 'run') } })
     t.is(r.code, 0, r.stderr)
     const [uid, domain, root] = r.stdout.split('\n')
@@ -190,7 +192,7 @@ test('--env-only works for a user who is not root', async t => {
     assertGone(t, root)
     // Without --env-only a namespace is asked for, which needs root: refused before anything starts.
     const ns = await run('setpriv', [
-      '--reuid=nobody', '--regid=nogroup', '--clear-groups', '--', process.execPath, CLI, 'run', '--', 'true'
+      '--reuid=nobody', '--regid=nogroup', '--clear-groups', '--', process.execPath, cli, 'run', '--', 'true'
     ], { cwd: '/' })
     t.is(ns.code, 125)
     t.regex(ns.stderr, /needs root; use --env-only/)
