@@ -8,7 +8,7 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { existsSync, readdirSync, readFileSync, writeFileSync, mkdtempSync, rmSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
-import { apsimRun } from '../helpers/clients.js'
+import { apsimRun, ensureClients } from '../helpers/clients.js'
 import { apsim, CLI, mountHost, requireFuse, run, RUN_DIR } from '../helpers/mount.js'
 
 test.before(() => { requireFuse() })
@@ -233,6 +233,7 @@ test('--topology and --kernel reach the fresh host; --state keeps it across runs
 })
 
 test('the host\'s /etc/mdevctl.d is not CMD\'s: a fresh one, or --mdevctl-dir', async t => {
+  await ensureClients(t) // mdevctl's package makes /etc/mdevctl.d
   const r = await apsimRun('test -d /etc/mdevctl.d || { echo no-mdevctl; exit 0; }; ls -A /etc/mdevctl.d/scripts.d; ls /etc/mdevctl.d | grep -vx scripts.d || echo empty; touch /etc/mdevctl.d/apsim-probe')
   t.is(r.code, 0, r.stderr)
   if (r.stdout.includes('no-mdevctl')) { t.pass('no /etc/mdevctl.d on this host: nothing to hide'); return }
