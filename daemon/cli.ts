@@ -513,6 +513,7 @@ program.command('run')
   .option('--mdevctl-dir <dir>', 'bind DIR over /etc/mdevctl.d (default: a fresh, empty one)')
   .option('--log <file>', "append the daemon's log (JSON lines) to FILE")
   .passThroughOptions()
+  .exitOverride(e => { process.exit(e.exitCode === 0 ? 0 : 125) }) // a usage error is apsim failing: 125, as documented
   .action(async (cmd: string[], f: RunOptions) => {
     const { runCommand } = await import('./run.js')
     process.exit(await runCommand(cmd, f, CLI))

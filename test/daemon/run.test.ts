@@ -87,6 +87,8 @@ test('a CMD that cannot run is 127; a host that cannot come up is 125 with the r
   const bad = await apsimRun('true', ['--topology', '/nonexistent/topology.yaml'])
   t.is(bad.code, 125)
   t.regex(bad.stderr, /cannot read topology \/nonexistent\/topology\.yaml/)
+  t.is((await apsim('run', '--no-such-option', '--', 'true')).code, 125)
+  t.is((await apsim('run')).code, 125)
   const notMounted = await apsimRun('true', ['--root', os.tmpdir()])
   t.is(notMounted.code, 125)
   t.regex(notMounted.stderr, /nothing is mounted there/)
