@@ -266,7 +266,13 @@ export async function runCommand (cmd: string[], o: RunOptions, cli: string): Pr
     if (received !== undefined) return 128 + os.constants.signals[received]
 
     if (o.envOnly === true) {
-      const env: NodeJS.ProcessEnv = { ...process.env, SYSFS_ROOT: host.dir, APSIM_ROOT: host.dir }
+      const env: NodeJS.ProcessEnv = {
+        ...process.env,
+        SYSFS_ROOT: host.dir, // s390-tools
+        APSYSFS_BUSDIR: path.join(host.dir, 'bus/ap'), // the Kubernetes crypto device plugin
+        APSYSFS_DEVSDIR: path.join(host.dir, 'devices/ap'),
+        APSIM_ROOT: host.dir
+      }
       // mdevctl >= 1.3 prefixes sys/, etc/mdevctl.d and usr/lib/mdevctl with it: the fresh root has all three.
       if (o.root === undefined) env.MDEVCTL_ENV_ROOT = tmp
       child = startChild(cmd[0], cmd.slice(1), env, false)

@@ -160,9 +160,9 @@ test('a CMD that ignores SIGTERM is waited for; its own status counts', async t 
   assertGone(t, root)
 })
 
-test('--env-only: no namespace, SYSFS_ROOT is the mount, MDEVCTL_ENV_ROOT its parent with mdevctl\'s layout', async t => {
+test('--env-only: no namespace, SYSFS_ROOT and APSYSFS_* in the mount, MDEVCTL_ENV_ROOT its parent with mdevctl\'s layout', async t => {
   const r = await apsimRun([
-    'echo "SYSFS_ROOT=$SYSFS_ROOT"', 'echo "MDEVCTL_ENV_ROOT=$MDEVCTL_ENV_ROOT"',
+    'echo "SYSFS_ROOT=$SYSFS_ROOT"', 'echo "MDEVCTL_ENV_ROOT=$MDEVCTL_ENV_ROOT"', 'echo "AP=$APSYSFS_BUSDIR $APSYSFS_DEVSDIR"',
     'cat "$SYSFS_ROOT/bus/ap/ap_domain"',
     'ls -d "$MDEVCTL_ENV_ROOT/etc/mdevctl.d/scripts.d/callouts" "$MDEVCTL_ENV_ROOT/usr/lib/mdevctl/scripts.d/notifiers" "$MDEVCTL_ENV_ROOT/sys/bus/mdev/devices"',
     'awk \'$5 == "/sys" { sub(/.* - /, ""); print "sysfs=" $1 }\' /proc/self/mountinfo | tail -1'
@@ -170,6 +170,7 @@ test('--env-only: no namespace, SYSFS_ROOT is the mount, MDEVCTL_ENV_ROOT its pa
   t.is(r.code, 0, r.stderr)
   const root = /^MDEVCTL_ENV_ROOT=(.*)$/m.exec(r.stdout)![1]
   t.regex(r.stdout, new RegExp(`^SYSFS_ROOT=${root}/sys$`, 'm'))
+  t.regex(r.stdout, new RegExp(`^AP=${root}/sys/bus/ap ${root}/sys/devices/ap$`, 'm'))
   t.regex(r.stdout, /^4$/m)
   t.regex(r.stdout, /^sysfs=sysfs$/m) // the real /sys stays
   assertGone(t, root)
