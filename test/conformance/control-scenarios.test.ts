@@ -13,6 +13,8 @@
 import { test, type ExecutionContext } from '../helpers/kernel.js'
 import { fileURLToPath } from 'node:url'
 import { mountHost, requireFuse, type Mounted, type ShResult } from '../helpers/mount.js'
+import type { Errno } from '../../lib/errors.js'
+import { mountSlot, STRERROR } from '../helpers/shell.js'
 
 const F1 = fileURLToPath(new URL('../../../test/fixtures/f1.yaml', import.meta.url))
 const TG = fileURLToPath(new URL('../../../test/fixtures/tg.yaml', import.meta.url))
@@ -60,34 +62,12 @@ const EMPTY_APCB = apcb([], [])
 const hex2 = (n: number): string => n.toString(16).padStart(2, '0')
 const qn = (a: number, d: number): string => `${hex2(a)}.${d.toString(16).padStart(4, '0')}`
 
-const ERRNO_TEXT = {
-  EPERM: 'Operation not permitted',
-  ENOENT: 'No such file or directory',
-  EINVAL: 'Invalid argument',
-  EEXIST: 'File exists'
-} as const
-type Errno = keyof typeof ERRNO_TEXT
 
 const sleep = async (ms: number): Promise<void> => await new Promise(resolve => setTimeout(resolve, ms))
 
 // ---------------------------------------------------------------------------------------
 // Harness: a fresh mount per scenario, at most two at a time
 
-function limiter (n: number): <T>(fn: () => Promise<T>) => Promise<T> {
-  let active = 0
-  const waiting: Array<() => void> = []
-  return async <T>(fn: () => Promise<T>): Promise<T> => {
-    if (active < n) active++
-    else await new Promise<void>(resolve => waiting.push(resolve))
-    try {
-      return await fn()
-    } finally {
-      const next = waiting.shift()
-      if (next !== undefined) next(); else active--
-    }
-  }
-}
-const slot = limiter(2)
 
 const show = (script: string, r: ShResult): string =>
   `$ ${script.trim()}\n  exit ${r.code}\n  stdout ${JSON.stringify(r.stdout)}\n  stderr ${JSON.stringify(r.stderr)}`
@@ -109,7 +89,7 @@ class Host {
   /** A one-write script that must fail with `errno`, as bash reports it. */
   async fails (script: string, errno?: Errno): Promise<ShResult> {
     const r = await this.sh(script)
-    const re = new RegExp(`echo: write error: ${errno === undefined ? '.+' : ERRNO_TEXT[errno]}\\n?$`)
+    const re = new RegExp(`echo: write error: ${errno === undefined ? '.+' : STRERROR[errno]}\\n?$`)
     this.t.true(r.code !== 0 && re.test(r.stderr), `expected ${errno ?? 'a write error'}\n${show(script, r)}`)
     return r
   }
@@ -157,7 +137,7 @@ class Host {
 }
 
 async function boot (t: ExecutionContext, fixture: string, body: (h: Host) => Promise<void>): Promise<void> {
-  await slot(async () => {
+  await mountSlot(async () => {
     const m = await mountHost({ topology: fixture })
     try {
       await body(new Host(t, m))

@@ -16,6 +16,7 @@
  */
 import { test, type ExecutionContext } from '../helpers/kernel.js'
 import { mountHost, requireFuse, type Mounted, type ShResult } from '../helpers/mount.js'
+import { mountSlot } from '../helpers/shell.js'
 
 const U1 = '1d6c9a2e-3f4b-4c5d-8e6f-7a8b9c0d1e2f'
 const U2 = '4a7e2b91-c6d3-4f58-9a0b-1c2d3e4f5a6b'
@@ -118,24 +119,10 @@ class H {
   }
 }
 
-const slot = ((n: number) => {
-  let active = 0
-  const waiting: Array<() => void> = []
-  return async <T>(fn: () => Promise<T>): Promise<T> => {
-    if (active < n) active++
-    else await new Promise<void>(resolve => waiting.push(resolve))
-    try {
-      return await fn()
-    } finally {
-      const next = waiting.shift()
-      if (next !== undefined) next(); else active--
-    }
-  }
-})(2)
 
 /** The default topology (no --topology): fixture TG. */
 async function host (t: ExecutionContext, body: (h: H) => Promise<void>): Promise<void> {
-  await slot(async () => {
+  await mountSlot(async () => {
     const m = await mountHost()
     try {
       await body(new H(t, m))

@@ -15,6 +15,8 @@ import { readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { mountHost, requireFuse, type Mounted, type ShResult } from '../helpers/mount.js'
 import { PROFILES, SWITCH_DOCS, type Switches } from '../../lib/profiles.js'
+import type { Errno } from '../../lib/errors.js'
+import { mountSlot, STRERROR } from '../helpers/shell.js'
 
 const fixture = (name: string): string => readFileSync(fileURLToPath(new URL(`../../../test/fixtures/${name}.yaml`, import.meta.url)), 'utf8')
 /** /work/shared/spec/vfio-ap.md §9.1 (adapters 4, 5, 6 of type CEX5; domains 4, 0x47, 0xab, 0xff). */
@@ -65,14 +67,8 @@ const ALL = mask(range(0, 255))
 /** Three masks, comma-separated, with a newline: `ap_config` and the guest's `apcb`. */
 const masks3 = (apm: number[], aqm: number[], adm: number[] = []): string => `${mask(apm)},${mask(aqm)},${mask(adm)}\n`
 
-const ERRNO_TEXT = {
-  EBUSY: 'Device or resource busy',
-  EINVAL: 'Invalid argument',
-  EADDRNOTAVAIL: 'Cannot assign requested address',
-  EADDRINUSE: 'Address already in use'
-} as const
 /** bash's message for a failed write (`bash: line N: ` normalised to `bash: `). */
-const writeError = (errno: keyof typeof ERRNO_TEXT): string => `bash: echo: write error: ${ERRNO_TEXT[errno]}\n`
+const writeError = (errno: Errno): string => `bash: echo: write error: ${STRERROR[errno]}\n`
 /** `cat` of an attribute the kernel does not have. */
 const enoent = (...paths: string[]): string => paths.map(p => `cat: ${p}: No such file or directory\n`).join('')
 /** Redirecting into an attribute the kernel does not have: sysfs cannot create files. */
@@ -83,21 +79,6 @@ const sleep = async (ms: number): Promise<void> => await new Promise(resolve => 
 // ---------------------------------------------------------------------------------------
 // Harness: each test mounts the older profile, then the newer one; two mounts at most
 
-function limiter (n: number): <T>(fn: () => Promise<T>) => Promise<T> {
-  let active = 0
-  const waiting: Array<() => void> = []
-  return async <T>(fn: () => Promise<T>): Promise<T> => {
-    if (active < n) active++
-    else await new Promise<void>(resolve => waiting.push(resolve))
-    try {
-      return await fn()
-    } finally {
-      const next = waiting.shift()
-      if (next !== undefined) next(); else active--
-    }
-  }
-}
-const slot = limiter(2)
 
 type Switch = keyof Switches
 const SWITCHES = Object.keys(SWITCH_DOCS) as Switch[]
@@ -178,7 +159,7 @@ function across (sw: Switch, what: string, topology: string, body: (s: Sim) => P
   const [older, newer] = pair
   test(`${sw}: ${older} → ${newer}: ${what}`, async t => {
     for (const [kernel, isNewer] of [[older, false], [newer, true]] as const) {
-      await slot(async () => {
+      await mountSlot(async () => {
         const m = await mountHost({ topologyYaml: `kernel: "${kernel}"\n${topology}` })
         try {
           await body(new Sim(t, m, kernel, isNewer))

@@ -14,6 +14,7 @@
 import { test, type ExecutionContext } from '../helpers/kernel.js'
 import { fileURLToPath } from 'node:url'
 import { mountHost, requireFuse, type Mounted, type ShResult } from '../helpers/mount.js'
+import { mountSlot } from '../helpers/shell.js'
 
 const F1 = fileURLToPath(new URL('../../../test/fixtures/f1.yaml', import.meta.url))
 const TG = fileURLToPath(new URL('../../../test/fixtures/tg.yaml', import.meta.url))
@@ -99,23 +100,9 @@ class H {
   }
 }
 
-const slot = ((n: number) => {
-  let active = 0
-  const waiting: Array<() => void> = []
-  return async <T>(fn: () => Promise<T>): Promise<T> => {
-    if (active < n) active++
-    else await new Promise<void>(resolve => waiting.push(resolve))
-    try {
-      return await fn()
-    } finally {
-      const next = waiting.shift()
-      if (next !== undefined) next(); else active--
-    }
-  }
-})(2)
 
 async function boot (t: ExecutionContext, fixture: string, body: (h: H) => Promise<void>): Promise<void> {
-  await slot(async () => {
+  await mountSlot(async () => {
     const m = await mountHost({ topology: fixture })
     try {
       await body(new H(t, m))

@@ -11,6 +11,8 @@
 import { test, type ExecutionContext } from '../helpers/kernel.js'
 import { fileURLToPath } from 'node:url'
 import { mountHost, requireFuse, type Mounted, type ShResult } from '../helpers/mount.js'
+import type { Errno } from '../../lib/errors.js'
+import { mountSlot, STRERROR } from '../helpers/shell.js'
 
 const TG = fileURLToPath(new URL('../../../test/fixtures/tg.yaml', import.meta.url))
 
@@ -65,39 +67,13 @@ const apConfig = (apm: number[], aqm: number[], adm: number[]): string => `${mas
 
 const APMASK_TG = '0xf9ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff\n'
 
-type Errno = 'EADDRINUSE' | 'EADDRNOTAVAIL' | 'ENODEV' | 'EINVAL' | 'ERANGE' | 'EBUSY' | 'EEXIST' | 'EACCES'
-const ERRNO_TEXT: Record<Errno, string> = {
-  EADDRINUSE: 'Address already in use',
-  EADDRNOTAVAIL: 'Cannot assign requested address',
-  ENODEV: 'No such device',
-  EINVAL: 'Invalid argument',
-  ERANGE: 'Numerical result out of range',
-  EBUSY: 'Device or resource busy',
-  EEXIST: 'File exists',
-  EACCES: 'Permission denied'
-}
 /** bash's message for a failed builtin write, fuse.md §3.3. */
 const writeError = (errno: Errno, cmd: 'echo' | 'printf' = 'echo'): RegExp =>
-  new RegExp(`${cmd}: write error: ${ERRNO_TEXT[errno]}\\n?$`)
+  new RegExp(`${cmd}: write error: ${STRERROR[errno]}\\n?$`)
 
 // ---------------------------------------------------------------------------------------
 // Harness: one fresh mount of fixture TG per scenario, at most two at a time (2 CPUs)
 
-function limiter (n: number): <T>(fn: () => Promise<T>) => Promise<T> {
-  let active = 0
-  const waiting: Array<() => void> = []
-  return async <T>(fn: () => Promise<T>): Promise<T> => {
-    if (active < n) active++
-    else await new Promise<void>(resolve => waiting.push(resolve))
-    try {
-      return await fn()
-    } finally {
-      const next = waiting.shift()
-      if (next !== undefined) next(); else active--
-    }
-  }
-}
-const slot = limiter(2)
 
 const stripStamp = (line: string): string => line.replace(/^\[\s*\d+\.\d+\] /, '')
 const klogLines = (text: string): string[] => text.split('\n').filter(l => l !== '').map(stripStamp)
@@ -166,7 +142,7 @@ class Tg {
 }
 
 async function tg (t: ExecutionContext, body: (h: Tg) => Promise<void>): Promise<void> {
-  await slot(async () => {
+  await mountSlot(async () => {
     const m = await mountHost({ topology: TG })
     try {
       const h = new Tg(t, m)

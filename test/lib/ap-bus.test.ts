@@ -13,8 +13,9 @@ import { fileURLToPath } from 'node:url'
 import { parse as parseYaml } from 'yaml'
 import { SysfsError, type Errno } from '../../lib/errors.js'
 import { Host } from '../../lib/host.js'
-import { type Node, Sysfs } from '../../lib/sysfs.js'
+import { Sysfs } from '../../lib/sysfs.js'
 import { topologyFrom } from '../../lib/topology.js'
+import { changes, snapshot } from '../helpers/tree.js'
 
 // ---------------------------------------------------------------------------------------
 // Fixture F1 and its variants
@@ -49,35 +50,6 @@ const ALL = H(F(64))
 
 const show = (s: string): string => JSON.stringify(s)
 
-/** Every readable attribute, link target and directory listing under the tree (not the control tree). */
-function snapshot (host: Host): Map<string, string> {
-  const out = new Map<string, string>()
-  const walk = (node: Node, path: string): void => {
-    if (path === 'kernel/debug') return
-    if (node.kind === 'link') { out.set(path, `-> ${node.target}`); return }
-    if (node.kind === 'attr') {
-      if (node.show === undefined || (node.mode & 0o444) === 0) { out.set(path, `(mode ${node.mode.toString(8)})`); return }
-      try { out.set(path, node.show()) } catch (e) { out.set(path, `(read error ${(e as SysfsError).code})`) }
-      return
-    }
-    const entries = node.entries()
-    out.set(`${path}/`, entries.map(e => e.name).join(' '))
-    for (const e of entries) {
-      const n = node.lookup(e.name)
-      if (n !== undefined) walk(n, path === '' ? e.name : `${path}/${e.name}`)
-    }
-  }
-  walk(host.root, '')
-  return out
-}
-
-/** Paths whose value differs between two snapshots. */
-function changes (before: Map<string, string>, after: Map<string, string>): string[] {
-  const out: string[] = []
-  for (const [k, v] of before) if (after.get(k) !== v) out.push(`${k}: ${show(v)} -> ${after.has(k) ? show(after.get(k) ?? '') : '(gone)'}`)
-  for (const k of after.keys()) if (!before.has(k)) out.push(`${k}: (new)`)
-  return out
-}
 
 const lastSeq = (host: Host): number => host.uevents.records().at(-1)?.seq ?? 0
 const lastKlog = (host: Host): number => host.klog.records().at(-1)?.seq ?? 0

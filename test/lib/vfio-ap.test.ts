@@ -17,8 +17,9 @@ import { fileURLToPath } from 'node:url'
 import { parse as parseYaml } from 'yaml'
 import { SysfsError, type Errno } from '../../lib/errors.js'
 import { Host } from '../../lib/host.js'
-import { type Node, Sysfs } from '../../lib/sysfs.js'
+import { Sysfs } from '../../lib/sysfs.js'
 import { loadTopology, topologyFrom } from '../../lib/topology.js'
+import { changes, snapshot } from '../helpers/tree.js'
 
 const fixture = (name: string): string => readFileSync(fileURLToPath(new URL(`../../../test/fixtures/${name}`, import.meta.url)), 'utf8')
 const TG_YAML = fixture('tg.yaml')
@@ -56,34 +57,6 @@ function tg (opts: { create?: string[], configure?: string[], apmask?: string[] 
   return host
 }
 
-/** Every readable attribute, link target and directory listing (not the control tree). */
-function snapshot (host: Host): Map<string, string> {
-  const out = new Map<string, string>()
-  const walk = (node: Node, path: string): void => {
-    if (path === 'kernel/debug') return
-    if (node.kind === 'link') { out.set(path, `-> ${node.target}`); return }
-    if (node.kind === 'attr') {
-      if (node.show === undefined || (node.mode & 0o444) === 0) { out.set(path, `(mode ${node.mode.toString(8)})`); return }
-      try { out.set(path, node.show()) } catch (e) { out.set(path, `(read error ${(e as SysfsError).code})`) }
-      return
-    }
-    const entries = node.entries()
-    out.set(`${path}/`, entries.map(e => e.name).join(' '))
-    for (const e of entries) {
-      const n = node.lookup(e.name)
-      if (n !== undefined) walk(n, path === '' ? e.name : `${path}/${e.name}`)
-    }
-  }
-  walk(host.root, '')
-  return out
-}
-
-function changes (before: Map<string, string>, after: Map<string, string>): string[] {
-  const out: string[] = []
-  for (const [k, v] of before) if (after.get(k) !== v) out.push(`${k}: ${show(v)} -> ${after.has(k) ? show(after.get(k) ?? '') : '(gone)'}`)
-  for (const k of after.keys()) if (!before.has(k)) out.push(`${k}: (new)`)
-  return out
-}
 
 const klogSeq = (host: Host): number => host.klog.records().at(-1)?.seq ?? 0
 const klogSince = (host: Host, seq: number): string[] => host.klog.records(seq).map(r => r.text)
@@ -103,7 +76,7 @@ function write (t: ExecutionContext, host: Host, path: string, input: string, ex
   const before = snapshot(host)
   const e = t.throws(() => host.write(path, input), { instanceOf: SysfsError }, `${what}: expected ${expected}`)
   t.is(e?.code, expected, what)
-  t.deepEqual(changes(before, snapshot(host)), [], `${what}: nothing changed`)
+  t.deepEqual(changes(before, snapshot(host), show), [], `${what}: nothing changed`)
   t.deepEqual(klogSince(host, k), log ?? [], `${what}: kernel log`)
 }
 
@@ -143,7 +116,7 @@ const eacces = test.macro({
     const before = snapshot(host)
     if (mode === 'read') refused(t, () => host.read(path), 'EACCES', `cat ${path}`)
     else refused(t, () => host.write(path, '1\n'), 'EACCES', `echo 1 > ${path}`)
-    t.deepEqual(changes(before, snapshot(host)), [])
+    t.deepEqual(changes(before, snapshot(host), show), [])
   },
   title: (_p, mode: 'read' | 'write', file: string) => `${mode === 'read' ? 'cat' : 'echo 1 >'} ${file} -> EACCES (also as root)`
 })
@@ -302,7 +275,7 @@ test('zero-length writes to the assign attributes return 0 without a store', t =
   const host = tg({ create: [U5] })
   const before = snapshot(host)
   for (const attr of ATTRS) t.is(host.write(`${M}/${U5}/${attr}`, ''), 0, attr)
-  t.deepEqual(changes(before, snapshot(host)), [])
+  t.deepEqual(changes(before, snapshot(host), show), [])
 })
 
 test('maximum ids follow the host: F1 (na 255, nd 84) allows adapter 255 and refuses domain 85', t => {
@@ -424,7 +397,7 @@ test('scenario 23: re-assigning an assigned id succeeds silently', t => {
   const before = snapshot(host)
   const k = klogSeq(host)
   for (const [attr, v] of CONFIG[U1]) echo(t, host, `${M}/${U1}/${attr}`, v)
-  t.deepEqual(changes(before, snapshot(host)), [])
+  t.deepEqual(changes(before, snapshot(host), show), [])
   t.deepEqual(klogSince(host, k), [])
 })
 
