@@ -347,13 +347,21 @@ async function recordCommand (rootArg: string, f: { json?: boolean, output?: str
   const root = path.resolve(rootArg)
   const read = (rel: string): string | undefined => { try { return readFileSync(path.join(root, rel), 'latin1') } catch { return undefined } }
   const list = (rel: string): string[] | undefined => { try { return readdirSync(path.join(root, rel)) } catch { return undefined } }
+  const { ttyProgress } = await import('./progress.js')
+  const { createLogger } = await import('./log.js')
+  const progress = ttyProgress(`apsim: recording ${rootArg}`, 'cards')
+  const t0 = Date.now()
   let recorded: ReturnType<typeof recordTopology>
   try {
-    recorded = recordTopology(read, list)
+    recorded = recordTopology(read, list, progress.update)
   } catch (e) {
     if (e instanceof RecordError || e instanceof TopologyError) throw new UserError(`${rootArg}: ${e.message}`)
     throw e
+  } finally {
+    progress.end()
   }
+  const adapters = (recorded.topology.adapters as unknown[] | undefined)?.length ?? 0
+  createLogger().info({ root, ms: Date.now() - t0, adapters }, `recorded ${adapters} adapters from ${root} in ${Date.now() - t0} ms`)
   for (const n of recorded.notes) process.stderr.write(`apsim: note: ${n}\n`)
   const text = f.json === true ? JSON.stringify(recorded.topology, null, 2) + '\n' : await topologyYaml(recorded.topology, root)
   if (f.output === undefined) { process.stdout.write(text); return }

@@ -11,6 +11,7 @@ import { Sysfs, type StoreRecord } from '../lib/sysfs.js'
 import { PROFILE_NAMES, profile } from '../lib/profiles.js'
 import { defaultTopology, loadTopology, TopologyError, type Topology } from '../lib/topology.js'
 import { mountSysfs, unmountSysfs, type SysfsFuse } from './fuse.js'
+import { ttyProgress } from './progress.js'
 import { createLogger, logFaults, logKernel, storeLogger, type LogFormat, type Logger } from './log.js'
 import {
   canonicalDir, errCode, findDaemon, fusermount, fusermountSync, probeMount, readMounts,
@@ -59,6 +60,8 @@ async function readTopologyFile (file: string | undefined): Promise<Topology> {
     throw e
   }
 }
+
+const queueCount = (host: Host): number => { let n = 0; for (const c of host.bus.cards.values()) n += c.queues.size; return n }
 
 /** Whether `file` is `dir` or below it. */
 const inside = (file: string, dir: string): boolean => {
@@ -156,6 +159,7 @@ export async function serve (dirArg: string, o: ServeOptions, ready: (dir: strin
   await prepareMountpoint(dir, dirArg, log)
 
   const t0 = performance.now()
+  const booting = ttyProgress('apsim: booting the host', 'adapter ids scanned')
   const opts = {
     clockUsec: () => Math.round((performance.now() - t0) * 1000),
     // `restore` names a snapshot file; one inside this mount would deadlock the daemon.
@@ -163,21 +167,29 @@ export async function serve (dirArg: string, o: ServeOptions, ready: (dir: strin
       if (inside(path.resolve(p), dir)) throw new Error('the file is inside the mount itself')
       return readFileSync(p, 'utf8')
     },
-    sleep: async (ms: number): Promise<void> => await new Promise(resolve => setTimeout(resolve, ms))
+    sleep: async (ms: number): Promise<void> => await new Promise(resolve => setTimeout(resolve, ms)),
+    // A full-size host (256 x 256 queues) takes a second or more to boot: shown on a terminal.
+    progress: booting.update
   }
   let host: Host
-  if (state !== undefined) {
-    try {
-      host = Host.fromState(state, opts)
-    } catch (e) {
-      const why = isSysfsError(e) ? e.why : (e as Error).message
-      throw new UserError(`state file ${o.state ?? ''} cannot be used (${why}); not touching it`)
+  try {
+    if (state !== undefined) {
+      try {
+        host = Host.fromState(state, opts)
+      } catch (e) {
+        const why = isSysfsError(e) ? e.why : (e as Error).message
+        throw new UserError(`state file ${o.state ?? ''} cannot be used (${why}); not touching it`)
+      }
+      log.info({ state: stateFile }, 'booted from the state file')
+      if (o.topology !== undefined) log.warn({ topology: o.topology, state: stateFile }, 'the state file exists: the topology is not used')
+    } else {
+      host = new Host(topology!, opts)
     }
-    log.info({ state: stateFile }, 'booted from the state file')
-    if (o.topology !== undefined) log.warn({ topology: o.topology, state: stateFile }, 'the state file exists: the topology is not used')
-  } else {
-    host = new Host(topology!, opts)
+  } finally {
+    booting.end()
   }
+  const bootMs = Math.round(performance.now() - t0)
+  log.info({ ms: bootMs, cards: host.bus.cards.size, queues: queueCount(host) }, `host booted in ${bootMs} ms`)
   logKernel(log, host.klog)
   logFaults(log, host.uevents)
   const save = (): void => {

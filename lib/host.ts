@@ -23,6 +23,8 @@ export interface HostOptions {
   readFile?: (path: string) => string
   /** A timer for fault rules with a delay. */
   sleep?: (ms: number) => Promise<void>
+  /** Hears how far booting's first AP bus scan is, in adapter ids (a 256x256 host takes a while). */
+  progress?: (done: number, total: number) => void
 }
 
 /** A whole simulated host as plain data: `apsim snapshot` writes it, `--state` keeps it. */
@@ -100,7 +102,7 @@ export class Host {
       bus.registerDriver(vfio)
       this.klog.info('vfio_ap matrix: MDEV: Registered')
     }
-    bus.scan()
+    bus.scan(this.opts.progress)
     const control: PowerControl = new Map()
     return { bus, vfio, tree: this.buildTree(bus, vfio, control), power: control }
   }

@@ -41,8 +41,11 @@ export function maskIds (text: string): number[] {
   return ids
 }
 
-/** Records the AP configuration of the tree `read`/`list` see; throws RecordError if there is no AP bus. */
-export function recordTopology (read: RecordReader, list: RecordLister): Recorded {
+/**
+ * Records the AP configuration of the tree `read`/`list` see; throws RecordError if there is no
+ * AP bus. `progress` hears of each card read (a big tree through FUSE takes a while).
+ */
+export function recordTopology (read: RecordReader, list: RecordLister, progress?: (done: number, total: number) => void): Recorded {
   const notes: string[] = []
   const text = (rel: string): string | undefined => {
     const t = read(rel)
@@ -94,7 +97,8 @@ export function recordTopology (read: RecordReader, list: RecordLister): Recorde
   if (list('devices/ap') === undefined) throw new RecordError('cannot list devices/ap: is this a /sys tree of a host with an AP bus?')
   const queueDomains = new Set<number>()
   const adapters: Array<Record<string, unknown>> = []
-  for (const card of cards) {
+  for (const [i, card] of cards.entries()) {
+    progress?.(i, cards.length)
     const id = parseInt(card.slice(4), 16)
     const base = `devices/ap/${card}`
     const queues = (list(base) ?? []).filter(n => new RegExp(`^${card.slice(4)}\\.[0-9a-f]{4}$`).test(n)).sort()
@@ -135,6 +139,7 @@ export function recordTopology (read: RecordReader, list: RecordLister): Recorde
     if (chkstop !== undefined) a.chkstop = chkstop.trim() !== '0'
     adapters.push(a)
   }
+  progress?.(cards.length, cards.length)
   topology.adapters = adapters
   if (qciAvailable && adapterMask !== undefined && adapterMask !== 'not supported') {
     const seen = new Set(adapters.map(a => a.id as number))

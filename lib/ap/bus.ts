@@ -299,8 +299,11 @@ export class ApBus {
   // -------------------------------------------------------------------------------------
   // Scan (ap_scan_bus)
 
-  /** One AP bus scan: QCI, default domain, devices, driver callbacks, counters. */
-  scan (): void {
+  /**
+   * One AP bus scan: QCI, default domain, devices, driver callbacks, counters. `progress`
+   * hears of each adapter id scanned (a full-size first scan creates 65,536 queues).
+   */
+  scan (progress?: (done: number, total: number) => void): void {
     const prev = this.qci
     const cur = this.lpar.qci()
     const changed = !qciEqual(cur, prev)
@@ -310,7 +313,10 @@ export class ApBus {
       for (const d of this.drivers) d.onConfigChanged?.(cur, prev)
     }
     this.selectDomain()
-    for (let apid = 0; apid <= this.maxAdapterId; apid++) this.scanAdapter(apid)
+    for (let apid = 0; apid <= this.maxAdapterId; apid++) {
+      this.scanAdapter(apid)
+      progress?.(apid + 1, this.maxAdapterId + 1)
+    }
     if (changed) for (const d of this.drivers) d.onScanComplete?.(cur, prev)
     this.scans++
     if (this.scans === 1n && this.profile.scansAndBindings) this.uevents.emit('change', '/devices/ap', 'ap', [['INITSCAN', 'done']])
