@@ -93,6 +93,13 @@ export class DirType<C> {
     return attrNode(d, c)
   }
 
+  /** What `node` would give, without building attribute nodes: a listing needs only names and kinds. */
+  private kindOf (d: AttrDecl<C> | LinkDecl<C> | SubdirDecl<C>, c: C): Kind | undefined {
+    if (isLink(d)) return d.link(c) === undefined ? undefined : 'link'
+    if (isSubdir(d)) return d.dir(c)?.kind
+    return d.visible !== undefined && !d.visible(c) ? undefined : 'attr'
+  }
+
   instance (c: C): DirNode {
     return {
       kind: 'dir',
@@ -108,8 +115,8 @@ export class DirType<C> {
       entries: () => {
         const out: DirEntry[] = []
         for (const d of this.order) {
-          const n = this.node(d, c)
-          if (n !== undefined) out.push({ name: d.name, kind: n.kind })
+          const kind = this.kindOf(d, c)
+          if (kind !== undefined) out.push({ name: d.name, kind })
         }
         for (const s of this.sets) for (const name of s.names(c)) out.push({ name, kind: s.kind })
         return out

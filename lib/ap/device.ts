@@ -9,8 +9,14 @@ import type { AttrDecl } from '../sysfs.js'
 import type { AdapterMode } from '../topology.js'
 import type { ApBus } from './bus.js'
 
-export const cardName = (apid: number): string => `card${apid.toString(16).padStart(2, '0')}`
-export const queueName = (apid: number, apqi: number): string => `${apid.toString(16).padStart(2, '0')}.${apqi.toString(16).padStart(4, '0')}`
+// Ids are 0..255: their hex forms come from tables (65,536 queue names at boot, 512 APQNs per
+// `matrix` read).
+const HEX2 = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'))
+const HEX4 = HEX2.map(h => `00${h}`)
+const hex2 = (n: number): string => HEX2[n] ?? n.toString(16).padStart(2, '0')
+const hex4 = (n: number): string => HEX4[n] ?? n.toString(16).padStart(4, '0')
+export const cardName = (apid: number): string => `card${hex2(apid)}`
+export const queueName = (apid: number, apqi: number): string => `${hex2(apid)}.${hex4(apqi)}`
 export const apqnText = queueName
 
 export type DriverName = 'cex4card' | 'cex4queue' | 'vfio_ap'

@@ -42,7 +42,15 @@ export function apTree (bus: ApBus, queueExtra: Array<AttrDecl<Queue>>, power: P
     }
   ])
 
-  const deviceNames = (b: ApBus): string[] => b.sortedCards().flatMap(c => [c.name, ...c.sortedQueues().map(q => q.name)])
+  /** Card, then its queues, card by card; only those `keep` accepts. */
+  const deviceNames = (b: ApBus, keep?: (dev: Card | Queue) => boolean): string[] => {
+    const out: string[] = []
+    for (const c of b.sortedCards()) {
+      if (keep === undefined || keep(c)) out.push(c.name)
+      for (const q of c.sortedQueues()) if (keep === undefined || keep(q)) out.push(q.name)
+    }
+    return out
+  }
 
   const driverDir = new DirType<ApDriver>([
     { name: 'bind', mode: 0o200, store: (d, buf) => bus.bindStore(d, buf) },
@@ -51,7 +59,7 @@ export function apTree (bus: ApBus, queueExtra: Array<AttrDecl<Queue>>, power: P
     { name: 'module', link: d => `module/${d.module}` },
     {
       kind: 'link',
-      names: d => deviceNames(bus).filter(n => bus.deviceByName(n)?.driver === d.name),
+      names: d => deviceNames(bus, dev => dev.driver === d.name),
       lookup: (d, name) => {
         const dev = bus.deviceByName(name)
         return dev !== undefined && dev.driver === d.name ? { kind: 'link', target: dev.treePath } : undefined
@@ -65,7 +73,7 @@ export function apTree (bus: ApBus, queueExtra: Array<AttrDecl<Queue>>, power: P
       name: 'devices',
       dir: b => new DirType<ApBus>([{
         kind: 'link',
-        names: deviceNames,
+        names: bb => deviceNames(bb),
         lookup: (bb, name): Node | undefined => {
           const dev = bb.deviceByName(name)
           return dev === undefined ? undefined : { kind: 'link', target: dev.treePath }
