@@ -151,6 +151,21 @@ async function interleave<T> (targets: string[], rounds: number, measure: (targe
   return res
 }
 
+/**
+ * `client MODE N PATH...` once per round with the targets side by side (the client alternates
+ * between them op by op; the order rotates each round); per-target results.
+ */
+async function sideBySide (mode: 'read' | 'cat', n: number, targets: Record<string, string>, rounds: number): Promise<Record<string, Latency[]>> {
+  const names = Object.keys(targets)
+  const res: Record<string, Latency[]> = Object.fromEntries(names.map(t => [t, []]))
+  for (let r = 0; r < rounds; r++) {
+    const order = names.map((_, k) => names[(k + r) % names.length])
+    const out = await client<Latency[]>(mode, String(n), ...order.map(t => targets[t]))
+    order.forEach((t, k) => res[t].push(out[k]))
+  }
+  return res
+}
+
 /** Median per round of a/b: the same-run ratio. */
 const roundRatio = (a: number[], b: number[]): number => median(a.map((x, i) => x / b[i]))
 
@@ -172,7 +187,7 @@ async function main (): Promise<void> {
   const m = machine()
   const fnVersion = (JSON.parse(readFileSync(path.join(HERE, '../../node_modules/fuse-native/package.json'), 'utf8')) as { version: string }).version
   emit(`Machine: ${m.cpu}, ${m.nproc} CPUs, ${m.memory}, ${m.kernel}, Node ${m.node}, fuse-native ${fnVersion}.`)
-  emit(`Command: \`npm run bench${argv.length > 0 ? ' -- ' + argv.join(' ') : ''}\` (${ROUNDS} interleaved rounds; figures are medians over the rounds, ratios the median of the per-round ratios).`)
+  emit(`Command: \`npm run bench${argv.length > 0 ? ' -- ' + argv.join(' ') : ''}\` (${ROUNDS} rounds; latency loops alternate between their targets op by op; figures are medians over the rounds, ratios the median of the per-round ratios).`)
   emit()
 
   // -- Fixtures: the default host, the trivial server with the same files, tmpfs, sysfs
@@ -186,7 +201,8 @@ async function main (): Promise<void> {
     [`/${MD}/assign_domain`]: '',
     [`/${MD}/unassign_domain`]: '',
     '/devices/vfio_ap/matrix/mdev_supported_types/vfio_ap-passthrough/create': '',
-    '/matrix4095': '00.0000\n'.repeat(512).slice(0, 4095)
+    // the 512-APQN mdev's matrix, at the same depth as apsim's
+    [`/devices/vfio_ap/matrix/${uuidOf(0)}/matrix`]: '00.0000\n'.repeat(512).slice(0, 4095)
   }
   const tv = await trivial('trivial', {
     files: trivialFiles,
@@ -209,8 +225,8 @@ async function main (): Promise<void> {
   // -- 1. Read of one attribute
   log('1. attribute read: readFileSync loop and cat loop')
   const names = Object.keys(readTargets)
-  const rd = await interleave(names, ROUNDS, async t => await client<Latency>('read', readTargets[t], String(N_READ)))
-  const ct = await interleave(names, ROUNDS, async t => await client<Latency>('cat', readTargets[t], String(N_CAT)))
+  const rd = await sideBySide('read', N_READ, readTargets, ROUNDS)
+  const ct = await sideBySide('cat', N_CAT, readTargets, ROUNDS)
   emit('### Read of one attribute')
   emit()
   table(['target', `readFileSync p50`, 'p99', 'apsim ÷ target (p50)', `cat spawn p50`, 'p99', 'apsim ÷ target (p50)'],
@@ -223,8 +239,13 @@ async function main (): Promise<void> {
   writeFileSync(path.join(a.dir, 'bus/ap/apmask'), '-5\n')
   writeFileSync(path.join(a.dir, 'devices/vfio_ap/matrix/mdev_supported_types/vfio_ap-passthrough/create'), MDEV)
   writeFileSync(path.join(a.dir, MD, 'assign_adapter'), '5\n')
-  const storeArgs = (dir: string): string[] => [String(N_STORE), path.join(dir, MD, 'assign_domain'), '4\n', path.join(dir, MD, 'unassign_domain'), '4\n']
-  const st = await interleave(['apsim', 'trivial'], ROUNDS, async t => await client<Latency>('store', ...storeArgs(t === 'apsim' ? a.dir : tv.dir)))
+  const storeArgs = (dir: string): string[] => [path.join(dir, MD, 'assign_domain'), '4\n', path.join(dir, MD, 'unassign_domain'), '4\n']
+  const st: Record<string, Latency[]> = { apsim: [], trivial: [] }
+  for (let r = 0; r < ROUNDS; r++) {
+    const order = r % 2 === 0 ? ['apsim', 'trivial'] : ['trivial', 'apsim']
+    const out = await client<Latency[]>('store', String(N_STORE), ...storeArgs(order[0] === 'apsim' ? a.dir : tv.dir), '--', ...storeArgs(order[1] === 'apsim' ? a.dir : tv.dir))
+    order.forEach((t, k) => st[t].push(out[k]))
+  }
   emit('### Store of an assignment (`echo 4 > assign_domain`, `echo 4 > unassign_domain`, alternating; open + write + close)')
   emit()
   table(['target', 'p50', 'p99', 'apsim ÷ trivial (p50)'], ['apsim', 'trivial'].map(t => [t,
@@ -307,8 +328,9 @@ async function main (): Promise<void> {
   const asg = await client<Latency>('writes', assignFile)
   const matrixLen = readFileSync(path.join(M0, 'matrix')).length
   if (matrixLen !== 4095) throw new Error(`matrix of the 512-APQN mdev is ${matrixLen} bytes`)
-  const mx = await interleave(['apsim', 'trivial'], ROUNDS, async t => await client<Latency>('read', t === 'apsim' ? path.join(M0, 'matrix') : path.join(tv.dir, 'matrix4095'), String(N_READ / 2)))
-  const mxc = await interleave(['apsim', 'trivial'], ROUNDS, async t => await client<Latency>('cat', t === 'apsim' ? path.join(M0, 'matrix') : path.join(tv.dir, 'matrix4095'), String(N_CAT / 2)))
+  const matrixTargets = { apsim: path.join(M0, 'matrix'), trivial: path.join(tv.dir, 'devices/vfio_ap/matrix', U0, 'matrix') }
+  const mx = await sideBySide('read', N_READ / 2, matrixTargets, ROUNDS)
+  const mxc = await sideBySide('cat', N_CAT / 2, matrixTargets, ROUNDS)
   rows.push(['assign 2 adapters + 256 domains (258 stores), per store', us(asg.p50), `p99 ${us(asg.p99)}`])
   rows.push(['read `matrix` of 512 APQNs (4,095 bytes), readFileSync p50', us(median(mx.apsim.map(x => x.p50))),
     `trivial 4,095-byte file ${us(median(mx.trivial.map(x => x.p50)))} (${ratio(1, 1 / roundRatio(mx.apsim.map(x => x.p50), mx.trivial.map(x => x.p50)))})`])
@@ -331,7 +353,7 @@ async function main (): Promise<void> {
   const lsMatrix = timed('ls', [path.join(f.dir, 'devices/vfio_ap/matrix')])
   const lsGroups = timed('ls', [path.join(f.dir, 'kernel/iommu_groups')])
   if (lsGroups.lines !== 1001) throw new Error(`kernel/iommu_groups lists ${lsGroups.lines}`)
-  const rd1000 = await interleave(['full', 'default'], ROUNDS, async t => await client<Latency>('read', t === 'full' ? path.join(f.dir, 'devices/ap/card01/01.0080/status') : path.join(a.dir, 'devices/ap/card05/05.0004/status'), String(N_READ / 2)))
+  const rd1000 = await sideBySide('read', N_READ / 2, { full: path.join(f.dir, 'devices/ap/card01/01.0080/status'), default: path.join(a.dir, 'devices/ap/card05/05.0004/status') }, ROUNDS)
   const removeLat: number[] = []
   for (let c = 0; c < 10; c++) {
     removeLat.push(...(await client<{ all: number[] }>('writes', chunk(1 + 100 * c, i => [path.join(f.dir, 'devices/vfio_ap/matrix', uuidOf(i), 'remove'), '1\n']))).all)
