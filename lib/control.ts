@@ -109,11 +109,14 @@ export function controlTree (host: Host): DirNode {
   const jsonLines = (items: unknown[]): string => items.map(i => JSON.stringify(i) + '\n').join('')
   const unbounded = Number.MAX_SAFE_INTEGER
 
-  const guestDir = new DirType<GuestInfo>([
-    { name: 'mdev', mode: 0o400, show: g => `${g.mdev}\n` },
-    { name: 'apcb', mode: 0o400, show: g => `${g.apcb.apm},${g.apcb.aqm},${g.apcb.adm}\n` },
-    { name: 'updates', mode: 0o400, show: g => `${g.updates}\n` },
-    { name: 'sys', dir: g => host.guestView(g.name) }
+  // By guest name, not by a GuestInfo of the moment: files show the guest as it is when read,
+  // and an open file stays the same file while the guest runs.
+  const info = (name: string): GuestInfo | undefined => host.guests().find(x => x.name === name)
+  const guestDir = new DirType<string>([
+    { name: 'mdev', mode: 0o400, show: n => { const g = info(n); return g === undefined ? '' : `${g.mdev}\n` } },
+    { name: 'apcb', mode: 0o400, show: n => { const g = info(n); return g === undefined ? '' : `${g.apcb.apm},${g.apcb.aqm},${g.apcb.adm}\n` } },
+    { name: 'updates', mode: 0o400, show: n => { const g = info(n); return g === undefined ? '' : `${g.updates}\n` } },
+    { name: 'sys', dir: n => host.guestView(n) }
   ])
 
   return new DirType<Host>([
@@ -145,8 +148,7 @@ export function controlTree (host: Host): DirNode {
         kind: 'dir',
         names: hh => hh.guests().map(g => g.name),
         lookup: (hh, name): Node | undefined => {
-          const g = hh.guests().find(x => x.name === name)
-          return g === undefined ? undefined : guestDir.instance(g)
+          return hh.guests().some(x => x.name === name) ? guestDir.instance(name) : undefined
         }
       }]).instance(h)
     },

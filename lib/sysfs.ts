@@ -19,6 +19,13 @@ export interface AttrNode {
   store?: (data: string) => StoreResult
   /** Largest text a read returns; sysfs clamps to PAGE_SIZE - 1, debugfs does not. */
   limit?: number
+  /**
+   * Which attribute of which object this is (the declaration and the model object it was
+   * made for): nodes are made afresh on every lookup, so an open file recognises its
+   * attribute by these. Absent for nodes that have no such identity.
+   */
+  decl?: unknown
+  owner?: unknown
 }
 /** `target` is a path from the tree root without the leading slash, e.g. `devices/ap/card04`. */
 export interface LinkNode { kind: 'link', target: string }
@@ -65,7 +72,9 @@ export function attrNode<C> (d: AttrDecl<C>, c: C): AttrNode {
     mode: d.mode,
     limit: d.limit,
     show: show && (() => show(c)),
-    store: store && ((data: string) => store(c, data))
+    store: store && ((data: string) => store(c, data)),
+    decl: d,
+    owner: c
   }
 }
 
@@ -268,12 +277,26 @@ export class Sysfs {
     return h
   }
 
+  /**
+   * kernfs_get_active: an open file whose attribute went away (its mdev or queue removed, a
+   * driver attribute gone with the binding, the whole host restored) fails reads that reach
+   * the show routine and every write with ENODEV, even if a new attribute of the same name
+   * appeared meanwhile (fs/kernfs/file.c kernfs_fop_write_iter, kernfs_seq_start).
+   */
+  private removed (h: Handle): boolean {
+    let n: Node
+    try { n = this.resolveFollow(h.path) } catch { return true }
+    if (n.kind !== 'attr') return true
+    return h.node.decl !== undefined && (n.decl !== h.node.decl || n.owner !== h.node.owner)
+  }
+
   /** Like seq_file: the text is generated at offset 0 and later reads see that snapshot. */
   read (fh: number, pos: number, len: number): Buffer {
     const h = this.handle(fh)
     if (pos === 0 || h.snap === undefined) {
       const show = h.node.show
       if (show === undefined) fail('EACCES', `${h.path} is not readable`)
+      if (this.removed(h)) fail('ENODEV', `${h.path} was removed while open`)
       const inj = this.faults?.check('read', h.path)
       if (inj?.errno !== undefined) throw this.injectedError(inj)
       const text = Buffer.from(show(), 'latin1')
@@ -294,6 +317,7 @@ export class Sysfs {
     if (store === undefined) fail('EACCES', `${h.path} is not writable`)
     const count = Math.min(data.length, PAGE_SIZE)
     if (count === 0) return 0
+    if (this.removed(h)) fail('ENODEV', `${h.path} was removed while open`)
     const text = data.toString('latin1', 0, count)
     const inj = this.faults?.check('write', h.path, text)
     const done = (e?: unknown): void => {
