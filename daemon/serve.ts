@@ -2,7 +2,7 @@
  * `apsim mount` in the foreground: build the Host, mount it, report readiness, and unmount
  * on every way out (signals, crash, external unmount, parent gone).
  */
-import { closeSync, fsyncSync, openSync, promises as fsp, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs'
+import { closeSync, constants as fsConstants, fstatSync, fsyncSync, openSync, promises as fsp, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { performance } from 'node:perf_hooks'
 import { isSysfsError } from '../lib/errors.js'
@@ -62,6 +62,27 @@ async function readTopologyFile (file: string | undefined): Promise<Topology> {
 }
 
 const queueCount = (host: Host): number => { let n = 0; for (const c of host.bus.cards.values()) n += c.queues.size; return n }
+
+/** The largest snapshot `restore` reads (a 256 x 256 host with 65,536 mdevs is far below). */
+const MAX_SNAPSHOT_BYTES = 512 * 1024 * 1024
+
+/**
+ * Reads the snapshot file a `restore` write names. The daemon has one thread: a FIFO, a
+ * device or a file inside the mount would block every operation of the mount, so only a
+ * regular file outside it is read (opened without blocking, size checked first).
+ */
+function readSnapshotFile (file: string, mountDir: string): string {
+  if (inside(file, mountDir)) throw new Error('the file is inside the mount itself')
+  const fd = openSync(file, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK)
+  try {
+    const st = fstatSync(fd)
+    if (!st.isFile()) throw new Error('not a regular file')
+    if (st.size > MAX_SNAPSHOT_BYTES) throw new Error(`larger than ${MAX_SNAPSHOT_BYTES} bytes`)
+    return readFileSync(fd, 'utf8')
+  } finally {
+    closeSync(fd)
+  }
+}
 
 /** Whether `file` is `dir` or below it. */
 const inside = (file: string, dir: string): boolean => {
@@ -163,10 +184,7 @@ export async function serve (dirArg: string, o: ServeOptions, ready: (dir: strin
   const opts = {
     clockUsec: () => Math.round((performance.now() - t0) * 1000),
     // `restore` names a snapshot file; one inside this mount would deadlock the daemon.
-    readFile: (p: string): string => {
-      if (inside(path.resolve(p), dir)) throw new Error('the file is inside the mount itself')
-      return readFileSync(p, 'utf8')
-    },
+    readFile: (p: string): string => readSnapshotFile(path.resolve(p), dir),
     sleep: async (ms: number): Promise<void> => await new Promise(resolve => setTimeout(resolve, ms)),
     // A full-size host (256 x 256 queues) takes a second or more to boot: shown on a terminal.
     progress: booting.update
