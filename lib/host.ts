@@ -14,7 +14,7 @@ import { type PowerControl, powerDirs } from './power.js'
 import { DirType, type DirNode, type Node, O_RDONLY, O_WRONLY, resolve, Sysfs } from './sysfs.js'
 import { type Topology, topologyData, topologyFrom } from './topology.js'
 import { vfioQueueAttrs, vfioTree } from './vfio/tree.js'
-import { VfioAp, type VfioState } from './vfio/vfio-ap.js'
+import { type Mdev, VfioAp, type VfioState } from './vfio/vfio-ap.js'
 
 export interface HostOptions {
   /** Microseconds since boot, for kernel log and uevent timestamps. */
@@ -53,6 +53,13 @@ const dir = (entries: Record<string, Node | undefined>, mode?: number): DirNode 
 }
 
 const link = (target: string): Node => ({ kind: 'link', target })
+
+const guestInfo = (m: Mdev): GuestInfo => ({
+  name: m.guest!,
+  mdev: m.uuid,
+  apcb: { apm: (m.guestApcb?.apm ?? m.shadow.apm).toHex(), aqm: (m.guestApcb?.aqm ?? m.shadow.aqm).toHex(), adm: (m.guestApcb?.adm ?? m.shadow.adm).toHex() },
+  updates: m.guestUpdates
+})
 
 export class Host {
   readonly klog: KernelLog
@@ -203,7 +210,7 @@ export class Host {
 
   /** The guest stops (QEMU closes the device): its masks are cleared, its queues reset. */
   stopGuest (name: string): void {
-    const g = this.guests().find(x => x.name === name)
+    const g = this.guest(name)
     if (g === undefined) fail('ENOENT', `no running guest ${JSON.stringify(name)}`)
     this.requireVfio().detachGuest(g.mdev)
   }
@@ -211,12 +218,13 @@ export class Host {
   guests (): GuestInfo[] {
     const v = this.vfio
     if (v === undefined) return []
-    return v.mdevs.filter(m => m.guest !== undefined).map(m => ({
-      name: m.guest!,
-      mdev: m.uuid,
-      apcb: { apm: (m.guestApcb?.apm ?? m.shadow.apm).toHex(), aqm: (m.guestApcb?.aqm ?? m.shadow.aqm).toHex(), adm: (m.guestApcb?.adm ?? m.shadow.adm).toHex() },
-      updates: m.guestUpdates
-    })).sort((a, b) => a.name.localeCompare(b.name))
+    return v.mdevs.filter(m => m.guest !== undefined).map(guestInfo).sort((a, b) => a.name.localeCompare(b.name))
+  }
+
+  /** One running guest by name, without going through every mdev (lookups under guest/NAME). */
+  guest (name: string): GuestInfo | undefined {
+    const m = this.vfio?.guestMdev(name)
+    return m === undefined ? undefined : guestInfo(m)
   }
 
   /**
@@ -225,7 +233,7 @@ export class Host {
    * guest's configuration changes.
    */
   guestView (name: string): DirNode | undefined {
-    const m = this.vfio?.mdevs.find(x => x.guest === name)
+    const m = this.vfio?.guestMdev(name)
     if (m === undefined || m.guestApcb === undefined) return undefined
     const cached = this.guestViews.get(name)
     if (cached !== undefined && cached.updates === m.guestUpdates) return cached.view

@@ -103,8 +103,11 @@ export class VfioAp implements ApDriver {
   /** IOMMU group ids handed back, ascending; the lowest free id is reused first. */
   private readonly freedGroups: number[] = []
   private nextGroup = 0
-  /** Which mdevs have each adapter assigned (the link index behind `status`). */
-  private readonly byApid = new Map<number, Set<Mdev>>()
+  /**
+   * The mdev holding each APQN (key apid * 256 + apqi), kept by setApm/setAqm: queue `status`
+   * reads and probes ask it in O(1), however many mdevs there are.
+   */
+  private readonly byApqn = new Map<number, Mdev>()
   /** The host AP configuration vfio_ap knows (matrix_dev->info); all zero without QCI. */
   host: Apcb
   readonly apmMax: number
@@ -128,6 +131,8 @@ export class VfioAp implements ApDriver {
   get count (): number { return this.byUuid.size }
   uuids (): string[] { return [...this.byUuid.keys()].sort() }
   byIommuGroup (group: number): Mdev | undefined { return this.byGroup.get(group) }
+  /** The mdev a running guest holds. */
+  guestMdev (guest: string): Mdev | undefined { return this.byGuest.get(guest) }
   get availableInstances (): number { return MAX_MDEVS - this.byUuid.size }
 
   private warn (m: Mdev, text: string): void { this.klog.warn(`vfio_ap_mdev ${m.uuid}: ${text}`) }
@@ -135,18 +140,44 @@ export class VfioAp implements ApDriver {
 
   /** The mdev whose matrix holds the APQN (at most one: sharing is refused). */
   owner (apid: number, apqi: number): Mdev | undefined {
-    for (const m of this.byApid.get(apid) ?? []) if (m.aqm.has(apqi)) return m
-    return undefined
+    return this.byApqn.get(apid * 256 + apqi)
   }
 
-  private setApm (m: Mdev, apm: Mask): void {
-    for (const a of m.apm.ids()) this.byApid.get(a)?.delete(m)
-    m.apm = apm
-    for (const a of apm.ids()) {
-      let s = this.byApid.get(a)
-      if (s === undefined) this.byApid.set(a, s = new Set())
-      s.add(m)
+  private index (m: Mdev, apids: number[], apqis: number[], on: boolean): void {
+    for (const a of apids) {
+      for (const d of apqis) {
+        const k = a * 256 + d
+        if (on) this.byApqn.set(k, m)
+        else if (this.byApqn.get(k) === m) this.byApqn.delete(k)
+      }
     }
+  }
+
+  /** Every change of an mdev's adapters goes through here (the APQN index follows). */
+  private setApm (m: Mdev, apm: Mask): void {
+    const domains = m.aqm.ids()
+    this.index(m, m.apm.andNot(apm).ids(), domains, false)
+    this.index(m, apm.andNot(m.apm).ids(), domains, true)
+    m.apm = apm
+  }
+
+  /**
+   * Both masks at once (ap_config, restore): setting one and then the other would pass through
+   * a matrix (new adapters x old domains) that may overlap another mdev's.
+   */
+  private setMatrix (m: Mdev, apm: Mask, aqm: Mask): void {
+    this.index(m, m.apm.ids(), m.aqm.ids(), false)
+    m.apm = apm
+    m.aqm = aqm
+    this.index(m, apm.ids(), aqm.ids(), true)
+  }
+
+  /** Every change of an mdev's domains goes through here (the APQN index follows). */
+  private setAqm (m: Mdev, aqm: Mask): void {
+    const adapters = m.apm.ids()
+    this.index(m, adapters, m.aqm.andNot(aqm).ids(), false)
+    this.index(m, adapters, aqm.andNot(m.aqm).ids(), true)
+    m.aqm = aqm
   }
 
   /** A queue of this mdev that vfio_ap has bound (a "linked" vfio_ap queue). */
@@ -425,16 +456,16 @@ export class VfioAp implements ApDriver {
       try {
         this.verifyNoSharing(m, m.apm, aqm)
       } catch (e) {
-        m.aqm = m.aqm.clone().clear(apqi)
+        this.setAqm(m, m.aqm.clone().clear(apqi))
         throw e
       }
-      m.aqm = aqm
+      this.setAqm(m, aqm)
       return
     }
     if (m.aqm.has(apqi)) return
     const aqm = m.aqm.clone().set(apqi)
     this.validate(m, m.apm, aqm)
-    m.aqm = aqm
+    this.setAqm(m, aqm)
     this.refilter(m, false, { apm: m.apm, aqm: new Mask([apqi]) })
   }
 
@@ -486,7 +517,7 @@ export class VfioAp implements ApDriver {
     const apqi = this.parseId(buf, this.aqmMax, 'domain')
     if (!m.aqm.has(apqi)) return
     this.unplugDomains(m, [apqi])
-    m.aqm = m.aqm.clone().clear(apqi)
+    this.setAqm(m, m.aqm.clone().clear(apqi))
   }
 
   unassignControlDomain (m: Mdev, buf: string): void {
@@ -520,8 +551,7 @@ export class VfioAp implements ApDriver {
     if (over(apm, this.apmMax) || over(aqm, this.aqmMax) || over(adm, this.aqmMax)) fail('ENODEV', 'ap_config: an id is above the maximum')
     this.unplugAdapters(m, m.apm.andNot(apm).ids())
     this.unplugDomains(m, m.aqm.andNot(aqm).ids())
-    this.setApm(m, apm)
-    m.aqm = aqm
+    this.setMatrix(m, apm, aqm)
     m.adm = adm
     this.refilter(m, true)
   }
@@ -615,8 +645,7 @@ export class VfioAp implements ApDriver {
     for (const s of st.mdevs) {
       const m = new Mdev(s.uuid, s.iommuGroup)
       const matrix = apcbFrom(s.matrix)
-      this.setApm(m, matrix.apm)
-      m.aqm = matrix.aqm
+      this.setMatrix(m, matrix.apm, matrix.aqm)
       m.adm = matrix.adm
       m.shadow = apcbFrom(s.shadow)
       m.guest = s.guest ?? undefined
