@@ -28,7 +28,8 @@ const report = (a: Row, b: Row, unit: string): void => {
   process.stdout.write(`| metric | A (${A}) | B (${B}) | B ÷ A |\n|---|---:|---:|---:|\n`)
   for (const k of Object.keys(a)) {
     const [x, y] = [median(a[k]), median(b[k])]
-    process.stdout.write(`| ${k} | ${x.toFixed(1)} ${unit} | ${y.toFixed(1)} ${unit} | ${(y / x).toFixed(2)} |\n`)
+    const f = (v: number): string => unit === '' ? `${v.toFixed(2)}×` : `${v.toFixed(1)} ${unit}`
+    process.stdout.write(`| ${k} | ${f(x)} | ${f(y)} | ${(y / x).toFixed(2)} |\n`)
   }
 }
 
