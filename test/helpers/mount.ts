@@ -8,6 +8,7 @@ import { existsSync, mkdtempSync, promises as fsp, rmSync, writeFileSync, readFi
 import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { readAll } from '../../daemon/runtime.js'
 import type { ExecutionContext, TestFn } from 'ava'
 import { parse as parseYaml } from 'yaml'
 
@@ -103,22 +104,6 @@ process.on('exit', () => {
 const isMounted = (dir: string): boolean =>
   readFileSync('/proc/self/mountinfo', 'utf8').split('\n').some(l => l.split(' ')[4] === dir)
 
-/** fs.readFile stops at st_size (4096 for every attribute); this reads until EOF. */
-async function readToEof (file: string): Promise<string> {
-  const fh = await fsp.open(file, 'r')
-  try {
-    const chunks: Buffer[] = []
-    const buf = Buffer.alloc(65536)
-    for (;;) {
-      const { bytesRead } = await fh.read(buf, 0, buf.length, null)
-      if (bytesRead === 0) break
-      chunks.push(Buffer.from(buf.subarray(0, bytesRead)))
-    }
-    return Buffer.concat(chunks).toString('latin1')
-  } finally {
-    await fh.close()
-  }
-}
 
 const sleep = async (ms: number): Promise<void> => await new Promise(resolve => setTimeout(resolve, ms))
 
@@ -207,7 +192,7 @@ export async function mountHost (opts: MountHostOptions = {}): Promise<Mounted> 
     log: () => stderr,
     sh: async script => await run('bash', ['-c', script], { cwd: dir, env: { ...ENV, LC_ALL: 'C', S: dir } }),
     read: async rel => await fsp.readFile(path.join(dir, rel), 'latin1'),
-    dmesg: async () => await readToEof(path.join(dir, 'kernel/debug/apsim/dmesg')),
+    dmesg: async () => await readAll(path.join(dir, 'kernel/debug/apsim/dmesg')),
     stop: async () => { stopped ??= stop(); await stopped }
   }
 }
