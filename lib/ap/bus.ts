@@ -140,8 +140,11 @@ export class ApBus {
 
   sortedCards (): Card[] { return [...this.cards.values()].sort((a, b) => a.id - b.id) }
 
-  *allQueues (): Generator<Queue> {
-    for (const c of this.sortedCards()) yield * c.sortedQueues()
+  /** Every queue, card by card, in domain order. */
+  allQueues (): Queue[] {
+    const out: Queue[] = []
+    for (const c of this.sortedCards()) for (const q of c.sortedQueues()) out.push(q)
+    return out
   }
 
   /** A device by its bus name (`card04`, `04.0005`). */
@@ -164,12 +167,12 @@ export class ApBus {
 
   driver (name: string): ApDriver | undefined { return this.drivers.find(d => d.name === name) }
 
-  private event (action: UeventAction, dev: ApDevice, extra: Array<[string, string]> = []): void {
+  private event (action: UeventAction, dev: ApDevice, extra?: Array<[string, string]>): void {
     // kobject_uevent_env: the caller's variables, then the device's own (dev_uevent, ap_uevent);
-    // an unbind event carries no MODALIAS.
-    const env = extra.length === 0 ? dev.uevent() : [...extra, ...dev.uevent()]
-    const drop = action === 'unbind' && env.some(([k]) => k === 'MODALIAS')
-    this.uevents.emit(action, dev.devpath, 'ap', drop ? env.filter(([k]) => k !== 'MODALIAS') : env)
+    // an unbind event carries no MODALIAS. (A mask flip sends 131,072 of these: no garbage
+    // beyond the event itself when there is nothing to add or drop.)
+    const env = extra === undefined || extra.length === 0 ? dev.uevent() : [...extra, ...dev.uevent()]
+    this.uevents.emit(action, dev.devpath, 'ap', action === 'unbind' && hasModalias(env) ? env.filter(([k]) => k !== 'MODALIAS') : env)
   }
 
   // -------------------------------------------------------------------------------------
@@ -607,6 +610,11 @@ export class ApBus {
     const words = QCI_FEATURES.filter(f => this.qci.features.has(f))
     return words.length === 0 ? '' : words.join(' ') + '\n'
   }
+}
+
+function hasModalias (env: Array<[string, string]>): boolean {
+  for (const [k] of env) if (k === 'MODALIAS') return true
+  return false
 }
 
 function qciEqual (a: QciInfo, b: QciInfo): boolean {

@@ -350,7 +350,9 @@ export class VfioAp implements ApDriver {
   /** Before 6.0: an APQN of the new matrix (or, with no domain, some queue of the adapter) must be bound to vfio_ap. */
   private verifyBound (apids: number[], apqis: number[], what: string): void {
     const bound = (a: number | undefined, d: number | undefined): boolean => {
-      for (const q of this.bus.allQueues()) if (q.driver === 'vfio_ap' && (a === undefined || q.apid === a) && (d === undefined || q.apqi === d)) return true
+      if (a !== undefined && d !== undefined) return this.bus.queue(a, d)?.driver === 'vfio_ap'
+      const cards = a === undefined ? this.bus.cards.values() : [this.bus.card(a)].filter(c => c !== undefined)
+      for (const c of cards) for (const q of c.queues.values()) if (q.driver === 'vfio_ap' && (d === undefined || q.apqi === d)) return true
       return false
     }
     if (apids.length === 0 || apqis.length === 0) {
