@@ -464,9 +464,15 @@ test('a follower exits cleanly when the mount goes away, and when its reader goe
   t.is(head.stderr, '')
   t.regex(head.stdout, /^KERNEL\[\d+\.\d{6}\] add {6}\/devices\/ap\/card04 \(ap\)\n$/)
   // A follower notices a closed pipe at its next write, as udevadm monitor does.
-  const piped = run('bash', ['-c', `set -o pipefail; timeout 20 node ${CLI} events ${m.dir} -f | head -1`], { env: ENV })
-  await sleep(1500)
-  await ok(t, m, 'echo -5 > bus/ap/apmask')
+  // The follower only notices at a write after `head` has gone, so keep making events (mask
+  // flips) until it has exited: however slowly it starts, one of them reaches it.
+  const piped = run('bash', ['-c', `set -o pipefail; timeout 60 node ${CLI} events ${m.dir} -f | head -1`], { env: ENV })
+  let exited = false
+  void piped.then(() => { exited = true })
+  for (let i = 0; i < 200 && !exited; i++) {
+    await ok(t, m, i % 2 === 0 ? 'echo -5 > bus/ap/apmask' : 'echo +5 > bus/ap/apmask')
+    await sleep(250)
+  }
   const p = await piped
   t.is(p.code, 0, `follow into a closed pipe: ${p.stderr}`)
 
