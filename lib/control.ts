@@ -111,7 +111,7 @@ export function controlTree (host: Host): DirNode {
 
   // By guest name, not by a GuestInfo of the moment: files show the guest as it is when read,
   // and an open file stays the same file while the guest runs.
-  const info = (name: string): GuestInfo | undefined => host.guests().find(x => x.name === name)
+  const info = (name: string): GuestInfo | undefined => host.guest(name)
   const guestDir = new DirType<string>([
     { name: 'mdev', mode: 0o400, show: n => { const g = info(n); return g === undefined ? '' : `${g.mdev}\n` } },
     { name: 'apcb', mode: 0o400, show: n => { const g = info(n); return g === undefined ? '' : `${g.apcb.apm},${g.apcb.aqm},${g.apcb.adm}\n` } },
@@ -148,7 +148,7 @@ export function controlTree (host: Host): DirNode {
         kind: 'dir',
         names: hh => hh.guests().map(g => g.name),
         lookup: (hh, name): Node | undefined => {
-          return hh.guests().some(x => x.name === name) ? guestDir.instance(name) : undefined
+          return hh.guest(name) !== undefined ? guestDir.instance(name) : undefined
         }
       }]).instance(h)
     },
