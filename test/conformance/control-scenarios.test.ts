@@ -15,6 +15,7 @@ import { fileURLToPath } from 'node:url'
 import { mountHost, requireFuse, type Mounted, type ShResult } from '../helpers/mount.js'
 import type { Errno } from '../../lib/errors.js'
 import { mountSlot, STRERROR } from '../helpers/shell.js'
+import { TG_CONFIG, U1_MATRIX } from '../helpers/tg.js'
 
 const F1 = fileURLToPath(new URL('../../../test/fixtures/f1.yaml', import.meta.url))
 const TG = fileURLToPath(new URL('../../../test/fixtures/tg.yaml', import.meta.url))
@@ -39,12 +40,7 @@ const PRELUDE = [
 ].join('; ') + '\n'
 
 /** §9.1: the documentation example's guest configurations. */
-const CONFIG: Partial<Record<Name, string[]>> = {
-  U1: ['echo 5 > assign_adapter', 'echo 6 > assign_adapter', 'echo 4 > assign_domain', 'echo 0xab > assign_domain'],
-  U2: ['echo 5 > assign_adapter', 'echo 0x47 > assign_domain', 'echo 0xff > assign_domain'],
-  U3: ['echo 6 > assign_adapter', 'echo 0x47 > assign_domain', 'echo 0xff > assign_domain']
-}
-const U1_MATRIX = '05.0004\n05.00ab\n06.0004\n06.00ab\n'
+const CONFIG: Partial<Record<Name, string[]>> = TG_CONFIG
 const U1_WITHOUT_6 = '05.0004\n05.00ab\n'
 
 const range = (a: number, b: number): number[] => Array.from({ length: b - a + 1 }, (_, i) => a + i)

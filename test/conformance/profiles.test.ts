@@ -17,6 +17,7 @@ import { mountHost, requireFuse, type Mounted, type ShResult } from '../helpers/
 import { PROFILES, SWITCH_DOCS, type Switches } from '../../lib/profiles.js'
 import type { Errno } from '../../lib/errors.js'
 import { mountSlot, STRERROR } from '../helpers/shell.js'
+import { TG_CONFIG, U1_MATRIX } from '../helpers/tg.js'
 
 const fixture = (name: string): string => readFileSync(fileURLToPath(new URL(`../../../test/fixtures/${name}.yaml`, import.meta.url)), 'utf8')
 /** /work/shared/spec/vfio-ap.md §9.1 (adapters 4, 5, 6 of type CEX5; domains 4, 0x47, 0xab, 0xff). */
@@ -47,12 +48,7 @@ const PRELUDE = [
 const M = 'devices/vfio_ap/matrix'
 
 /** §9.1: the documentation example's guest configurations. */
-const CONFIG: Partial<Record<Name, string[]>> = {
-  U1: ['echo 5 > assign_adapter', 'echo 6 > assign_adapter', 'echo 4 > assign_domain', 'echo 0xab > assign_domain'],
-  U2: ['echo 5 > assign_adapter', 'echo 0x47 > assign_domain', 'echo 0xff > assign_domain'],
-  U3: ['echo 6 > assign_adapter', 'echo 0x47 > assign_domain', 'echo 0xff > assign_domain']
-}
-const U1_MATRIX = '05.0004\n05.00ab\n06.0004\n06.00ab\n'
+const CONFIG: Partial<Record<Name, string[]>> = TG_CONFIG
 
 const range = (a: number, b: number): number[] => Array.from({ length: b - a + 1 }, (_, i) => a + i)
 const allBut = (...ids: number[]): number[] => range(0, 255).filter(i => !ids.includes(i))
