@@ -510,14 +510,16 @@ program.command('record')
   .action(recordCommand)
 
 program.command('run')
-  .description('run CMD against a fresh simulated host (or --root DIR): in a private mount namespace with the tree over /sys ' +
-    '(root), SYSFS_ROOT=/sys and SYSTEMD_DEVICE_VERIFY_SYSFS=0 exported; exits with CMD\'s status (128+N for signal N, 125 if apsim failed)')
+  .description('run CMD against a fresh simulated host (or --root DIR): in private mount and network namespaces with the tree over /sys ' +
+    '(a user namespace too when not root), udev events relayed there, SYSFS_ROOT=/sys and SYSTEMD_DEVICE_VERIFY_SYSFS=0 exported; ' +
+    'exits with CMD\'s status (128+N for signal N, 125 if apsim failed)')
   .argument('<cmd...>', 'the command and its arguments (after --)')
   .option('--topology <file>', 'host topology (YAML or JSON) of the fresh host')
   .option('--kernel <profile>', "the kernel generation to simulate (see 'apsim profiles')")
   .option('--state <file>', 'boot the fresh host from FILE if it exists, and save it there after every write')
   .option('--root <dir>', 'use the running host mounted at DIR instead of a fresh one')
-  .option('--env-only', 'no namespace (no root needed): only the variables (SYSFS_ROOT=<mount>, APSYSFS_BUSDIR, APSYSFS_DEVSDIR, APSIM_ROOT, MDEVCTL_ENV_ROOT)')
+  .option('--env-only', 'no namespace, no udev events: only the variables (SYSFS_ROOT=<mount>, APSYSFS_BUSDIR, APSYSFS_DEVSDIR, APSIM_ROOT, MDEVCTL_ENV_ROOT)')
+  .option('--share-net', "keep the host's network namespace (then udev listeners get no events)")
   .option('--mdevctl-dir <dir>', 'bind DIR over /etc/mdevctl.d (default: a fresh, empty one)')
   .option('--log <file>', "append the daemon's log (JSON lines) to FILE")
   .passThroughOptions()

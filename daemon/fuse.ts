@@ -3,6 +3,7 @@
  * (design and every trap: /work/shared/spec/fuse.md §12). The model decides; this module
  * only translates paths, buffers, stats and `SysfsError.code` into what libfuse expects.
  */
+import { closeSync, existsSync, openSync, readFileSync, statSync } from 'node:fs'
 import { constants } from 'node:os'
 import Fuse from 'fuse-native'
 import { isSysfsError } from '../lib/errors.js'
@@ -82,14 +83,23 @@ export interface AdapterOptions {
   log: Logger
   /** Every inode's atime/mtime/ctime (sysfs shows stable times); default: now. */
   time?: Date
+  /**
+   * After a store: undefined, or a promise that settles once the uevents it caused reached
+   * their listeners (the kernel sends them before the write(2) returns).
+   */
+  delivered?: () => Promise<void> | undefined
 }
 
 /** The fuse-native operation table for a Sysfs. */
 export function sysfsOperations (sysfs: Sysfs, opts: AdapterOptions): Fuse.Operations {
-  const { log } = opts
+  const { log, delivered } = opts
   const time = opts.time ?? new Date()
+  // Root's, as in sysfs; a daemon that is not root owns its tree, so its user (root of the
+  // user namespace `apsim run` makes for it) may write what root may on a real host.
+  const uid = process.getuid?.() ?? 0
+  const gid = process.getgid?.() ?? 0
   const toStat = (s: Pick<Stat, 'mode' | 'size' | 'nlink'>): Fuse.Stat => ({
-    mode: s.mode, size: s.size, nlink: s.nlink, uid: 0, gid: 0, blksize: 4096, blocks: 0, atime: time, mtime: time, ctime: time
+    mode: s.mode, size: s.size, nlink: s.nlink, uid, gid, blksize: 4096, blocks: 0, atime: time, mtime: time, ctime: time
   })
   // getattr runs for every path component of every syscall: one stat object per distinct
   // (mode, size, nlink), shared (fuse-native only reads it).
@@ -129,9 +139,13 @@ export function sysfsOperations (sysfs: Sysfs, opts: AdapterOptions): Fuse.Opera
       // The buffer is detached after cb: copy it out. The offset is meaningless for a store.
       const r = sysfs.write(fd, Buffer.from(buf.subarray(0, len)))
       const reply = (n: number): void => cb(len > 0 && n === 0 ? -EIO : n) // never 0 for len > 0: callers would spin
-      if (typeof r === 'number') { reply(r); return }
+      if (typeof r === 'number') {
+        const sent = delivered?.()
+        if (sent === undefined) { reply(r); return }
+        return sent.then(() => reply(r))
+      }
       // A store that blocks in the kernel: the writer waits, other ops go on meanwhile.
-      return r.then(reply)
+      return r.then(async n => { await delivered?.(); reply(n) })
     },
     fsync: (_path, _datasync, _fd, cb) => cb(0),
     release: (_path, fd, cb) => { sysfs.release(fd); cb(0) },
@@ -179,4 +193,38 @@ export async function mountSysfs (mnt: string, sysfs: Sysfs, opts: MountOptions)
 /** `fusermount -uz` (lazy) and stop the FUSE thread. */
 export async function unmountSysfs (fuse: SysfsFuse): Promise<void> {
   await new Promise<void>((resolve, reject) => fuse.unmount(err => err !== null && err !== undefined ? reject(err) : resolve()))
+}
+
+const CAP_SYS_ADMIN = 21n
+
+/** Whether this process's effective capabilities hold CAP_SYS_ADMIN. */
+function hasSysAdmin (): boolean {
+  const m = /^CapEff:\s*([0-9a-f]+)$/m.exec(readFileSync('/proc/self/status', 'utf8'))
+  return m !== null && ((BigInt(`0x${m[1]}`) >> CAP_SYS_ADMIN) & 1n) === 1n
+}
+
+/**
+ * Why FUSE cannot mount here, with the fix, or undefined when nothing obvious is missing:
+ * no /dev/fuse (a container without the device), no CAP_SYS_ADMIN for root (a container
+ * without it), /dev/fuse closed to a user who is not root, no set-uid fusermount for one.
+ */
+export function whyNoFuse (): string | undefined {
+  const container = 'e.g. docker run --device /dev/fuse --cap-add SYS_ADMIN (podman run: the same flags)'
+  if (!existsSync('/dev/fuse')) return `there is no /dev/fuse (no fuse module, or a container started without the device): modprobe fuse, or give the container the device and the right to mount, ${container}`
+  const root = process.getuid?.() === 0
+  if (root && !hasSysAdmin()) return `this process lacks CAP_SYS_ADMIN, which mounting needs (a container without it): ${container}, or run apsim as a user who is not root (rootless mode: fusermount mounts for it)`
+  try {
+    closeSync(openSync('/dev/fuse', 'r+'))
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code
+    if (root) return `/dev/fuse cannot be opened (${code ?? 'error'}: the device cgroup of a container refuses it): ${container}`
+    return `/dev/fuse cannot be opened by this user (${code ?? 'error'}); non-root FUSE needs it mode 0666, as the fuse package's udev rule makes it: chmod 0666 /dev/fuse (as root; containers without udevd keep the kernel's 0600), or run as root`
+  }
+  if (!root) {
+    const fm = ['/usr/bin/fusermount3', '/bin/fusermount3', '/usr/bin/fusermount', '/bin/fusermount'].find(f => existsSync(f))
+    if (fm === undefined) return 'there is no fusermount, which mounts for users who are not root: apt-get install fuse3'
+    const st = statSync(fm)
+    if (st.uid !== 0 || (st.mode & 0o4000) === 0) return `${fm} is not set-uid root, so it cannot mount for users who are not root: chmod u+s ${fm} (as root)`
+  }
+  return undefined
 }

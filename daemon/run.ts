@@ -14,6 +14,7 @@ import type { Duplex } from 'node:stream'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { canonicalDir, fusermount, mountAt, probeMount, sleep, UserError, waitFor, FSTYPE } from './runtime.js'
+import { feedSocket } from './udev-feed.js'
 
 export const NS_SCRIPT = fileURLToPath(new URL('../../mount-scripts/apsim-ns.sh', import.meta.url))
 /** The exit status when apsim itself failed (as env(1) and timeout(1) use it). */
@@ -28,8 +29,10 @@ export interface RunOptions {
   state?: string
   /** A running host's mount (DIR of `apsim mount DIR`) instead of a fresh one. */
   root?: string
-  /** No namespace: only the environment variables (works without root). */
+  /** No namespace: only the environment variables (and no udev events). */
   envOnly?: boolean
+  /** Keep the host's network namespace (then udev listeners get no events). */
+  shareNet?: boolean
   /** Bound over /etc/mdevctl.d instead of a fresh, empty one. */
   mdevctlDir?: string
   /** Append the daemon's log (JSON lines) to this file. */
@@ -139,18 +142,19 @@ function mdevctlLayout (root: string, mdevctlDir: string | undefined): string {
   return mdevctlDir ?? etc
 }
 
-/** Every process whose mount namespace is `ns` (as /proc/PID/ns/mnt reads), but this one. */
-function namespaceMembers (ns: string): number[] {
+/** Every process whose mount namespace is `ns.id` (as /proc/PID/ns/mnt reads), but this one and the relay. */
+function namespaceMembers (ns: Namespace): number[] {
   const out: number[] = []
   for (const p of readdirSync('/proc')) {
-    if (!/^\d+$/.test(p) || Number(p) === process.pid) continue
-    try { if (readlinkSync(`/proc/${p}/ns/mnt`) === ns) out.push(Number(p)) } catch { /* gone */ }
+    if (!/^\d+$/.test(p) || Number(p) === process.pid || Number(p) === ns.relay) continue
+    try { if (readlinkSync(`/proc/${p}/ns/mnt`) === ns.id) out.push(Number(p)) } catch { /* gone */ }
   }
   return out
 }
 
-/** Ends what CMD left running in its namespace: SIGTERM, then SIGKILL after 5 s. */
-async function endNamespace (ns: string): Promise<void> {
+/** Ends what CMD left running in its namespace: SIGTERM, then SIGKILL after 5 s; the udev relay quietly. */
+async function endNamespace (ns: Namespace): Promise<void> {
+  if (ns.relay !== undefined) { try { process.kill(ns.relay, 'SIGTERM') } catch { /* gone */ } }
   const left = namespaceMembers(ns)
   if (left.length === 0) return
   process.stderr.write(`apsim: ending what the command left running: ${left.join(' ')}\n`)
@@ -175,8 +179,11 @@ function fromTerminal (): boolean {
   } catch { return false }
 }
 
-/** A mount namespace, as /proc/PID/ns/mnt reads, and a descriptor that keeps it alive. */
-interface Namespace { id: string, fd: number }
+/**
+ * A mount namespace, as /proc/PID/ns/mnt reads, a descriptor that keeps it alive, and the pid
+ * of the udev relay apsim-ns.sh started in it (not something CMD left running).
+ */
+interface Namespace { id: string, fd: number, relay?: number }
 
 interface Child {
   /** CMD's exit status, 128+N for signal N. */
@@ -207,11 +214,11 @@ function startChild (file: string, args: string[], env: NodeJS.ProcessEnv, repor
     pipe.setEncoding('utf8')
     pipe.on('data', (d: string) => {
       text += d
-      const m = /^(mnt:\[\d+\])\n/.exec(text)
+      const m = /^(mnt:\[\d+\])(?: relay=(\d+))?\n/.exec(text)
       if (m === null || held !== undefined || child.pid === undefined) return
       try {
         const fd = openSync(`/proc/${child.pid}/ns/mnt`, 'r')
-        held = { id: m[1], fd }
+        held = { id: m[1], fd, relay: m[2] === undefined ? undefined : Number(m[2]) }
         if (readlinkSync(`/proc/self/fd/${fd}`) !== m[1]) { closeSync(fd); held = undefined }
       } catch { /* CMD is gone already, and so is what it started: nothing to end */ }
       pipe.write('\n')
@@ -236,9 +243,7 @@ export async function runCommand (cmd: string[], o: RunOptions, cli: string): Pr
   if (o.root !== undefined && (o.topology !== undefined || o.kernel !== undefined || o.state !== undefined)) {
     throw fail('--root uses a running host: --topology, --kernel and --state belong to its apsim mount')
   }
-  if (o.envOnly !== true && process.getuid?.() !== 0) {
-    throw fail('a private mount namespace needs root; use --env-only for SYSFS_ROOT alone')
-  }
+  if (o.envOnly === true && o.shareNet === true) throw fail('--share-net applies to the namespace; --env-only makes none')
   if (o.mdevctlDir !== undefined && !existsSync(o.mdevctlDir)) throw fail(`--mdevctl-dir ${o.mdevctlDir}: no such directory`)
 
   // Signals from now on are CMD's business: remembered, passed on, and then the clean-up runs.
@@ -277,7 +282,8 @@ export async function runCommand (cmd: string[], o: RunOptions, cli: string): Pr
       if (o.root === undefined) env.MDEVCTL_ENV_ROOT = tmp
       child = startChild(cmd[0], cmd.slice(1), env, false)
     } else {
-      const args = [NS_SCRIPT, '--exec', '--mdevctl-dir', mdevctlDir, host.dir, '--', ...cmd]
+      const net = o.shareNet === true ? ['--share-net'] : ['--udev-feed', feedSocket(host.dir)]
+      const args = [NS_SCRIPT, '--exec', '--mdevctl-dir', mdevctlDir, ...net, host.dir, '--', ...cmd]
       child = startChild('bash', args, { ...process.env, APSIM_NS_FD: '3' }, true)
     }
     const status = await child.status
@@ -291,7 +297,7 @@ export async function runCommand (cmd: string[], o: RunOptions, cli: string): Pr
     let failed: unknown
     try {
       if (ns !== undefined) {
-        try { await endNamespace(ns.id) } finally { closeSync(ns.fd) }
+        try { await endNamespace(ns) } finally { closeSync(ns.fd) }
       }
       await host?.stop()
     } catch (e) {

@@ -10,7 +10,10 @@ import { promises as fsp, readFileSync, readdirSync, readlinkSync, mkdirSync, wr
 import path from 'node:path'
 
 export const FSTYPE = 'fuse.apsim'
-export const RUN_DIR = process.env.APSIM_RUN_DIR ?? '/run/apsim'
+/** Runtime records and udev feeds: /run/apsim for root, the user's runtime dir for others. */
+export const RUN_DIR = process.env.APSIM_RUN_DIR ?? (process.getuid?.() === 0
+  ? '/run/apsim'
+  : process.env.XDG_RUNTIME_DIR !== undefined ? path.join(process.env.XDG_RUNTIME_DIR, 'apsim') : `/tmp/apsim-${String(process.getuid?.())}`)
 
 /** A user-facing failure: printed as `apsim: <message>`, exit status 1, no stack. */
 export class UserError extends Error {
@@ -115,7 +118,7 @@ const key = (dir: string): string =>
 export const recordFile = (dir: string): string => path.join(RUN_DIR, key(dir) + '.json')
 export const logFileFor = (dir: string): string => path.join(RUN_DIR, key(dir) + '.log')
 
-export function ensureRunDir (): void { mkdirSync(RUN_DIR, { recursive: true, mode: 0o755 }) }
+export function ensureRunDir (): void { mkdirSync(RUN_DIR, { recursive: true, mode: process.getuid?.() === 0 ? 0o755 : 0o700 }) }
 
 export function writeRecord (r: RuntimeRecord): void {
   ensureRunDir()

@@ -10,8 +10,9 @@ import { Host, type HostState } from '../lib/host.js'
 import { Sysfs, type StoreRecord } from '../lib/sysfs.js'
 import { PROFILE_NAMES, profile } from '../lib/profiles.js'
 import { defaultTopology, loadTopology, TopologyError, type Topology } from '../lib/topology.js'
-import { mountSysfs, unmountSysfs, type SysfsFuse } from './fuse.js'
+import { mountSysfs, unmountSysfs, whyNoFuse, type SysfsFuse } from './fuse.js'
 import { ttyProgress } from './progress.js'
+import { feedSocket, serveUdevFeed, type UdevFeed } from './udev-feed.js'
 import { createLogger, logFaults, logKernel, storeLogger, type LogFormat, type Logger } from './log.js'
 import {
   canonicalDir, errCode, findDaemon, fusermount, fusermountSync, probeMount, readMounts,
@@ -238,8 +239,10 @@ export async function serve (dirArg: string, o: ServeOptions, ready: (dir: strin
     logFile: o.logFile,
     options: ''
   }
+  let feed: UdevFeed | undefined
   // Last resorts: never leave a dead mount behind (fusermount -uz does not need this process).
   process.on('exit', () => {
+    feed?.close()
     if (mounted) fusermountSync(dir)
     removeRecord(dir, process.pid)
     if (o.pidFile !== undefined) removePidFile(o.pidFile)
@@ -259,14 +262,19 @@ export async function serve (dirArg: string, o: ServeOptions, ready: (dir: strin
 
   let fuse: SysfsFuse
   try {
-    fuse = await mountSysfs(dir, sysfs, { log, allowOther: o.allowOther, time: new Date() })
+    fuse = await mountSysfs(dir, sysfs, { log, allowOther: o.allowOther, time: new Date(), delivered: () => feed?.delivered() })
   } catch (e) {
-    throw new UserError(`cannot mount ${dirArg}: ${(e as Error).message}`)
+    throw new UserError(`cannot mount ${dirArg}: ${whyNoFuse() ?? (e as Error).message}`)
   }
   mounted = true
   record.options = fuse._fuseOptions()
   const self = (await readMounts()).filter(m => m.mountPoint === dir && m.fstype === FSTYPE).pop()
   try { writeRecord(record) } catch (e) { log.warn({ err: e }, 'cannot write the runtime record') }
+  try {
+    feed = await serveUdevFeed(host.uevents, feedSocket(dir), log)
+  } catch (e) {
+    log.warn({ err: e }, 'cannot serve the udev feed: udev listeners in apsim\'s namespaces get no events')
+  }
   log.info({ dir, topology: record.topology, mountId: self?.id }, 'mounted')
 
   stop = async (reason: string): Promise<void> => {
