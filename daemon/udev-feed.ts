@@ -45,7 +45,8 @@ export interface UdevFeed {
   close: () => void
 }
 
-interface Relay { sock: net.Socket, sent: number, acked: number }
+/** A relay, how many messages it was sent and broadcast, and whether it failed to keep up. */
+interface Relay { sock: net.Socket, sent: number, acked: number, stalled: boolean }
 
 /**
  * Serves the feed of `uevents` at `socketPath`. udevd's memory of devices (when each was
@@ -58,7 +59,8 @@ export async function serveUdevFeed (uevents: UeventLog, socketPath: string, log
   let unsubscribe: (() => void) | undefined
   let dropped = 0
   let waiters: Array<() => void> = []
-  const pending = (): boolean => { for (const r of relays) if (r.acked < r.sent) return true; return false }
+  // A relay that kept a store waiting DELIVERY_WAIT_MS is not waited for again until it caught up.
+  const pending = (): boolean => { for (const r of relays) if (r.acked < r.sent && !r.stalled) return true; return false }
   const wake = (): void => {
     if (pending()) return
     const w = waiters
@@ -79,14 +81,18 @@ export async function serveUdevFeed (uevents: UeventLog, socketPath: string, log
     }
   }
   const server = net.createServer(sock => {
-    const relay: Relay = { sock, sent: 0, acked: 0 }
+    const relay: Relay = { sock, sent: 0, acked: 0, stalled: false }
     sock.on('error', () => { /* a relay that went away */ })
     sock.on('close', () => {
       relays.delete(relay)
       if (relays.size === 0) { unsubscribe?.(); unsubscribe = undefined; db = undefined }
       wake()
     })
-    sock.on('data', (d: Buffer) => { relay.acked += d.length; wake() })
+    sock.on('data', (d: Buffer) => {
+      relay.acked += d.length
+      if (relay.acked >= relay.sent) relay.stalled = false
+      wake()
+    })
     if (relays.size === 0) {
       db = new UdevDatabase(uevents.records())
       unsubscribe = uevents.subscribe(send)
@@ -108,7 +114,16 @@ export async function serveUdevFeed (uevents: UeventLog, socketPath: string, log
     delivered: () => {
       if (!pending()) return undefined
       return new Promise<void>(resolve => {
-        const timer = setTimeout(resolve, DELIVERY_WAIT_MS)
+        const timer = setTimeout(() => {
+          for (const r of relays) {
+            if (r.acked < r.sent && !r.stalled) {
+              r.stalled = true
+              log.warn({ feed: socketPath, behind: r.sent - r.acked }, 'a udev relay does not answer: stores no longer wait for it')
+            }
+          }
+          wake()
+          resolve()
+        }, DELIVERY_WAIT_MS)
         waiters.push(() => { clearTimeout(timer); resolve() })
       })
     },
