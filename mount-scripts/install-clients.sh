@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the real client tools the integration tests run against apsim, from Debian
 # packages, as root: mdevctl, libvirt (libvirtd with its nodedev driver, and virsh), udev
-# (udevadm), systemd (systemd-analyze). Only what is missing; safe to run concurrently (one
+# (udevadm), systemd (systemd-analyze), pyudev (a libudev client in Python). Only what is missing; safe to run concurrently (one
 # apt at a time) and again. `bash mount-scripts/setup.sh --clients` runs it; so do the tests.
 set -euo pipefail
 
@@ -12,6 +12,7 @@ missing () {
   command -v virsh >/dev/null || need+=(libvirt-clients)
   command -v udevadm >/dev/null || need+=(udev)
   command -v systemd-analyze >/dev/null || need+=(systemd)
+  [ -d /usr/lib/python3/dist-packages/pyudev ] || need+=(python3-pyudev)
 }
 
 missing

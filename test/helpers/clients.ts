@@ -31,6 +31,21 @@ export function nodedevDriver (): string {
 }
 
 /**
+ * Shell lines that start a private libvirtd in an `apsim run` script: a private /run (its
+ * sockets, pid file and nodedev state), /etc/mdevctl.d's callout dirs, the nodedev driver alone
+ * (LIBVIRT_DRIVER_DIR: the QEMU driver would want a libvirt-qemu user and write to /etc; the
+ * script's environment needs NODEDEV_DRIVER=nodedevDriver()), and `V` for virsh on it.
+ */
+export const LIBVIRTD = `
+mount -t tmpfs tmpfs /run
+mkdir /run/drivers && ln -s "$NODEDEV_DRIVER" /run/drivers/
+mkdir -p /etc/mdevctl.d/scripts.d/callouts /etc/mdevctl.d/scripts.d/notifiers
+LIBVIRT_DRIVER_DIR=/run/drivers libvirtd --pid-file /run/libvirtd.pid 2> /run/libvirtd.log &
+for i in $(seq 100); do [ -S /run/libvirt/libvirt-sock ] && break; sleep 0.1; done
+V() { virsh -q -c nodedev:///system "$@"; }
+`
+
+/**
  * `apsim run [opts] -- bash -c script` with LC_ALL=C: CMD's status, stdout, stderr. The
  * script is root in a private mount namespace with the simulated tree over /sys.
  */

@@ -6,23 +6,18 @@
  * (exported by apsim run) makes it accept a /sys that is not sysfs.
  */
 import test from 'ava'
-import { apsimRun, ensureClients, nodedevDriver } from '../helpers/clients.js'
+import { apsimRun, ensureClients, LIBVIRTD, nodedevDriver } from '../helpers/clients.js'
 
 const U1 = '62177883-f1bb-47f0-914d-32a22e3a8804'
 const U2 = '22222222-2222-3333-4444-555555555555'
 const name = (uuid: string): string => `mdev_${uuid.replace(/-/g, '_')}_matrix`
 
 /**
- * The whole session in one namespace: a private /run (libvirtd's sockets, pid file and nodedev
- * state), /etc/mdevctl.d (apsim run's fresh one), libvirtd with the nodedev driver alone
- * (LIBVIRT_DRIVER_DIR: the QEMU driver would want a libvirt-qemu user and write to /etc), and
- * one `=== title` section per virsh command.
+ * The whole session in one namespace: mdevs made before libvirtd starts, a private libvirtd
+ * (LIBVIRTD), and one `=== title` section per virsh command.
  */
 const SCRIPT = `
 set -eu
-mount -t tmpfs tmpfs /run
-mkdir /run/drivers && ln -s "$NODEDEV_DRIVER" /run/drivers/
-mkdir -p /etc/mdevctl.d/scripts.d/callouts /etc/mdevctl.d/scripts.d/notifiers
 echo -5,-6 > /sys/bus/ap/apmask
 # An active mdev, as a management tool would make it (libvirt finds it by enumeration)...
 mdevctl start -u ${U1} -p matrix -t vfio_ap-passthrough
@@ -32,9 +27,7 @@ echo 5 > $M/assign_adapter; echo 4 > $M/assign_domain; echo 0xab > $M/assign_con
 mdevctl define -u ${U2} -p matrix -t vfio_ap-passthrough
 mdevctl modify -u ${U2} --addattr=assign_adapter --value=6
 mdevctl modify -u ${U2} --addattr=assign_domain --value=0x47
-LIBVIRT_DRIVER_DIR=/run/drivers libvirtd --pid-file /run/libvirtd.pid 2> /run/libvirtd.log &
-for i in $(seq 100); do [ -S /run/libvirt/libvirt-sock ] && break; sleep 0.1; done
-V() { virsh -q -c nodedev:///system "$@"; }
+${LIBVIRTD}
 section () { echo "=== $1"; shift; "$@" 2>&1 || echo "(status $?)"; }
 section list-ap_card V nodedev-list --cap ap_card
 section list-ap_queue V nodedev-list --cap ap_queue
