@@ -22,6 +22,14 @@ if [ ${#need[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 
+# Users who are not root mount through fusermount, which opens /dev/fuse as the user: the fuse
+# package's udev rule makes it 0666; without udevd (containers, minimal VMs) it keeps the
+# kernel's 0600 and rootless apsim cannot mount. Apply the rule's mode.
+if [ -c /dev/fuse ] && [ "$(stat -c %a /dev/fuse)" = 600 ]; then
+  echo "apsim setup: /dev/fuse is 0600 (no udev rule applied); making it 0666 as the fuse package's rule does" >&2
+  chmod 0666 /dev/fuse
+fi
+
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   npm ci --no-audit --no-fund --loglevel=error
 fi

@@ -9,7 +9,8 @@ import { existsSync, readdirSync, readFileSync, writeFileSync, mkdtempSync, rmSy
 import os from 'node:os'
 import path from 'node:path'
 import { apsimRun, ensureClients } from '../helpers/clients.js'
-import { apsim, CLI, mountHost, requireFuse, run, RUN_DIR } from '../helpers/mount.js'
+import { apsim, CLI, mountHost, requireFuse, RUN_DIR } from '../helpers/mount.js'
+import { userCopy } from '../helpers/user.js'
 
 test.before(() => { requireFuse() })
 
@@ -177,29 +178,15 @@ test('--env-only: no namespace, SYSFS_ROOT and APSYSFS_* in the mount, MDEVCTL_E
 })
 
 test('--env-only works for a user who is not root', async t => {
-  // The user must read the build wherever the checkout is (a clone under /root is not): a copy.
-  const tmp = mkdtempSync(path.join(os.tmpdir(), 'apsim-nobody-'))
+  const user = await userCopy()
   try {
-    const repo = path.resolve(path.dirname(CLI), '../..')
-    const copy = await run('bash', ['-c', `cp -a build node_modules package.json mount-scripts "${tmp}/" && chmod -R a+rX "${tmp}"`], { cwd: repo })
-    t.is(copy.code, 0, copy.stderr)
-    const cli = path.join(tmp, path.relative(repo, CLI))
-    const r = await run('setpriv', [
-      '--reuid=nobody', '--regid=nogroup', '--clear-groups', '--',
-      process.execPath, cli, 'run', '--env-only', '--', 'sh', '-c', `id -u; cat "$SYSFS_ROOT/bus/ap/ap_domain"; echo "$MDEVCTL_ENV_ROOT"; ls -ld "$SYSFS_ROOT/devices/ap/card04"`
-    ], { cwd: '/', env: { ...process.env, APSIM_RUN_DIR: path.join(tmp, 'run') } })
+    const r = await user.as(process.execPath, [user.cli, 'run', '--env-only', '--', 'sh', '-c', `id -u; cat "$SYSFS_ROOT/bus/ap/ap_domain"; echo "$MDEVCTL_ENV_ROOT"; ls -ld "$SYSFS_ROOT/devices/ap/card04"`])
     t.is(r.code, 0, r.stderr)
     const [uid, domain, root] = r.stdout.split('\n')
     t.not(uid, '0')
     t.is(domain, '4')
     assertGone(t, root)
-    // Without --env-only a namespace is asked for, which needs root: refused before anything starts.
-    const ns = await run('setpriv', [
-      '--reuid=nobody', '--regid=nogroup', '--clear-groups', '--', process.execPath, cli, 'run', '--', 'true'
-    ], { cwd: '/' })
-    t.is(ns.code, 125)
-    t.regex(ns.stderr, /needs root; use --env-only/)
-  } finally { rmSync(tmp, { recursive: true, force: true }) }
+  } finally { user.remove() }
 })
 
 test('--root DIR runs CMD against a running host and leaves it running', async t => {
