@@ -73,8 +73,10 @@ my $pid = fork;
 defined $pid or fail "fork: $!";
 if ($pid) { print "$pid\n"; exit 0 }
 
+# Nor the caller's standard streams: whoever reads them waits for their end.
 open STDIN, '<', '/dev/null';
 open STDOUT, '>', '/dev/null';
+open STDERR, '>', '/dev/null';
 $SIG{TERM} = $SIG{INT} = $SIG{HUP} = sub { exit 0 };
 while (defined(my $len = readn(4))) {
   my $msg = readn(unpack 'N', $len);
