@@ -202,8 +202,8 @@ test('a corrupt state file: mount exits 1 with the reason, mounts nothing and le
   const cases: Array<[string, string, (f: string) => string]> = [
     ['not JSON', '{"format": "apsim-state", ', f => `apsim: state file ${f} is corrupt (not JSON: Expected double-quoted property name in JSON at position 26); not touching it\n`],
     ['not a state', '{"hello": 1}\n', f => `apsim: state file ${f} is not an apsim state (format apsim-state); not touching it\n`],
-    ['a bad version', '{"format": "apsim-state", "version": 7, "topology": {}}\n', f => `apsim: state file ${f} cannot be used (not an apsim state (format apsim-state, version 1)); not touching it\n`],
-    ['a bad topology', '{"format": "apsim-state", "version": 1, "topology": {"adapters": 5}}\n', f => `apsim: state file ${f} cannot be used (state topology: adapters: must be a list); not touching it\n`]
+    ['a bad version', '{"format": "apsim-state", "version": 7, "topology": {}}\n', f => `apsim: state file ${f} cannot be used (state: version: must be one of 1, got 7); not touching it\n`],
+    ['a bad topology', '{"format": "apsim-state", "version": 1, "topology": {"adapters": 5}}\n', f => `apsim: state file ${f} cannot be used (state: topology.adapters: must be a list); not touching it\n`]
   ]
   for (const [what, text, message] of cases) {
     const file = path.join(dir, `${what.replace(/ /g, '-')}.json`)
