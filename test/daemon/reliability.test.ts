@@ -190,3 +190,122 @@ test('attack 7: apsim status on a stopped daemon says hung and exits 1; apsim-cl
     await m.stop()
   }
 })
+
+// ---------------------------------------------------------------------------------------
+// What the attack did not reach
+
+const FILE_OPS = fileURLToPath(new URL('../../../test/helpers/file-ops.py', import.meta.url))
+/** Where the mount answers otherwise than sysfs (README, "What real clients see differently"). */
+const NOT_SYSFS: Record<string, string> = {
+  listxattr: 'ENOTSUP',
+  'getxattr user.x': 'ENOTSUP',
+  'getxattr security.selinux': 'ENOTSUP',
+  'mmap MAP_PRIVATE': 'ok'
+}
+
+test('mmap, SEEK_DATA/SEEK_HOLE, xattrs, flock and fcntl locks on an attribute answer as sysfs does (differences listed)', async t => {
+  const m = await mountHost()
+  try {
+    const sysfs = await run('python3', [FILE_OPS, '/sys/devices/system/cpu/online'])
+    t.is(sysfs.code, 0, sysfs.stderr)
+    const expected = sysfs.stdout.split('\n').filter(l => l !== '').map(l => {
+      const op = l.slice(0, l.lastIndexOf(' '))
+      return NOT_SYSFS[op] !== undefined ? `${op} ${NOT_SYSFS[op]}` : l
+    })
+    t.true(expected.includes('lseek SEEK_HOLE 0 ok:4096') && expected.includes('mmap MAP_SHARED ENODEV'), sysfs.stdout)
+    const r = await run('python3', [FILE_OPS, path.join(m.dir, 'bus/ap/ap_domain')])
+    t.is(r.code, 0, r.stderr)
+    t.deepEqual(r.stdout.split('\n').filter(l => l !== ''), expected)
+    t.is((await m.sh('cat bus/ap/bindings')).stdout, '12/12 (complete)\n', 'the daemon still answers')
+  } finally {
+    await m.stop()
+  }
+})
+
+/** The daemon's resident set, from /proc. */
+const rss = (pid: number): number => Number(/^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? NaN) * 1024
+
+test('RSS does not grow over 100k operations after a warm-up', async t => {
+  t.timeout(300000)
+  const m = await mountHost()
+  try {
+    t.is((await m.sh(`echo -5,-6 > bus/ap/apmask && echo ${U} > ${T}/create && echo 5 > ${M}/${U}/assign_adapter`)).code, 0)
+    // One FUSE operation per call: pread on open files (direct_io), a listing, a store.
+    const ops = (n: number): string => `
+import os
+root = ${JSON.stringify(m.dir)}
+fds = [os.open(os.path.join(root, p), os.O_RDONLY) for p in ('bus/ap/ap_domain', 'devices/ap/card04/04.0004/online', '${M}/${U}/matrix', 'bus/ap/apmask')]
+w = os.open(os.path.join(root, '${M}/${U}/assign_domain'), os.O_WRONLY)
+u = os.open(os.path.join(root, '${M}/${U}/unassign_domain'), os.O_WRONLY)
+for i in range(${n} // 10):
+    for fd in fds:
+        os.pread(fd, 4096, 0)
+    os.listdir(os.path.join(root, 'devices/ap/card05'))
+    os.close(os.open(os.path.join(root, 'bus/ap/ap_interrupts'), os.O_RDONLY))
+    os.write(w, b'4')
+    os.write(u, b'4')
+    os.pread(fds[0], 4096, 0)
+`
+    const warm = await run('python3', ['-c', ops(20000)])
+    t.is(warm.code, 0, warm.stderr)
+    const before = rss(m.daemon.pid!)
+    const r = await run('python3', ['-c', ops(100000)])
+    t.is(r.code, 0, r.stderr)
+    const after = rss(m.daemon.pid!)
+    t.log(`daemon RSS after warm-up ${(before / 2 ** 20).toFixed(1)} MiB, after 100k operations ${(after / 2 ** 20).toFixed(1)} MiB`)
+    t.true(after - before < 24 * 2 ** 20, `RSS grew by ${((after - before) / 2 ** 20).toFixed(1)} MiB`)
+  } finally {
+    await m.stop()
+  }
+})
+
+test('thousands of mdevs: concurrent readdir while mdevs come and go sees every stable one, and the counts are exact', async t => {
+  t.timeout(300000)
+  const m = await mountHost()
+  try {
+    const n = 2000
+    const uuid = (i: number): string => `${i.toString(16).padStart(8, '0')}-0000-4000-8000-000000000000`
+    const create = await run('python3', ['-c', `
+import os
+fd = os.open(${JSON.stringify(path.join(m.dir, T, 'create'))}, os.O_WRONLY)
+for i in range(${n}):
+    os.write(fd, ('%08x-0000-4000-8000-000000000000' % i).encode())
+`])
+    t.is(create.code, 0, create.stderr)
+    // Four readers list the three directories while a writer removes and re-creates the last 200.
+    const churn = run('python3', ['-c', `
+import os
+root = ${JSON.stringify(m.dir)}
+for r in range(3):
+    for i in range(${n - 200}, ${n}):
+        u = '%08x-0000-4000-8000-000000000000' % i
+        with open(os.path.join(root, '${M}', u, 'remove'), 'w') as f: f.write('1')
+    with open(os.path.join(root, '${T}', 'create'), 'w') as f:
+        for i in range(${n - 200}, ${n}):
+            f.write('%08x-0000-4000-8000-000000000000' % i); f.flush()
+`])
+    const reader = async (): Promise<string[]> => {
+      const r = await run('python3', ['-c', `
+import os
+root = ${JSON.stringify(m.dir)}
+stable = set('%08x-0000-4000-8000-000000000000' % i for i in range(${n - 200}))
+for k in range(10):
+    for d in ('${M}', 'bus/mdev/devices', 'kernel/iommu_groups'):
+        names = set(os.listdir(os.path.join(root, d)))
+        if d != 'kernel/iommu_groups':
+            missing = stable - names
+            if missing: print(d, 'misses', len(missing))
+        elif len(names) < ${n - 200}: print(d, 'has', len(names))
+`])
+      return [r.stdout, r.stderr].filter(s => s !== '')
+    }
+    const results = await Promise.all([reader(), reader(), reader(), reader()])
+    const c = await churn
+    t.is(c.code, 0, c.stderr)
+    t.deepEqual(results, [[], [], [], []])
+    const counts = await m.sh(`ls ${M} | grep -c -- -; ls bus/mdev/devices | wc -l; ls kernel/iommu_groups | wc -l; cat ${M}/${uuid(n - 1)}/matrix | wc -c`)
+    t.is(counts.stdout, `${n}\n${n}\n${n}\n0\n`)
+  } finally {
+    await m.stop()
+  }
+})
