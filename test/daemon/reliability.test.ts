@@ -6,11 +6,10 @@
  * regression fails the test instead of hanging it.
  */
 import test from 'ava'
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
-import os from 'node:os'
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { apsim, mountHost, requireFuse, run, RUN_DIR, type Mounted } from '../helpers/mount.js'
+import { apsim, isMounted, mountHost, requireFuse, run, RUN_DIR, snapshotOf, tmpDir } from '../helpers/mount.js'
 
 requireFuse()
 
@@ -21,30 +20,15 @@ const U = '62177883-f1bb-47f0-914d-32a22e3a8804'
 const WRITER = fileURLToPath(new URL('../../../test/helpers/fuzz-writer.py', import.meta.url))
 const CLEAN = fileURLToPath(new URL('../../../mount-scripts/apsim-clean.sh', import.meta.url))
 
-const mounted = (dir: string): boolean =>
-  readFileSync('/proc/self/mountinfo', 'utf8').split('\n').some(l => l.split(' ')[4] === dir)
-
-function tmpDir (t: { teardown: (fn: () => void) => void }): string {
-  const d = mkdtempSync(path.join(os.tmpdir(), 'apsim-rel-'))
-  t.teardown(() => rmSync(d, { recursive: true, force: true }))
-  return d
-}
-
-const snapshot = async (m: Mounted): Promise<string> => {
-  const r = await apsim('snapshot', m.dir)
-  if (r.code !== 0) throw new Error(`apsim snapshot: ${r.stderr}`)
-  return r.stdout
-}
-
 /** A write under a watchdog: a hung daemon makes it fail (137), not the test hang. */
 const guarded = (script: string): string => `timeout -s KILL 15 bash -c ${JSON.stringify(script)}`
 
 test('attack 1: restore of a path into the mount (symlink, bind mount, /proc/self/root) is ELOOP; the mount never hangs', async t => {
-  const tmp = tmpDir(t)
+  const tmp = tmpDir(t, 'apsim-rel-')
   const m = await mountHost()
   const bind = path.join(tmp, 'bind')
   try {
-    const before = await snapshot(m)
+    const before = await snapshotOf(m)
     writeFileSync(path.join(tmp, 'good.json'), before)
     const link = path.join(tmp, 'link.json')
     await run('ln', ['-s', path.join(m.dir, C, 'state'), link])
@@ -57,19 +41,19 @@ test('attack 1: restore of a path into the mount (symlink, bind mount, /proc/sel
       const why = await m.sh(guarded(`cat ${C}/last_error; cat bus/ap/bindings`))
       t.regex(why.stdout, /^ELOOP: .*: this is the mount .* itself; a host cannot restore from its own tree\n12\/12 \(complete\)\n$/, file)
     }
-    t.is(await snapshot(m), before)
+    t.is(await snapshotOf(m), before)
     // A file outside the mount still restores.
     const ok = await m.sh(guarded(`echo ${path.join(tmp, 'good.json')} > ${C}/restore`))
     t.is(ok.code, 0, ok.stderr)
   } finally {
-    if (mounted(bind)) await run('umount', ['-l', bind])
+    if (isMounted(bind)) await run('umount', ['-l', bind])
     if ((await m.sh('timeout -s KILL 5 ls >/dev/null')).code !== 0) m.daemon.kill('SIGKILL')
     await m.stop()
   }
 })
 
 test('attack 3: a store whose --state save fails (full disk) fails with ENOSPC, changes nothing, leaves no .tmp', async t => {
-  const tmp = tmpDir(t)
+  const tmp = tmpDir(t, 'apsim-rel-')
   const fs = path.join(tmp, 'fs')
   mkdirSync(fs)
   const tm = await run('mount', ['-t', 'tmpfs', '-o', 'size=4m', 'tmpfs', fs])
@@ -78,7 +62,7 @@ test('attack 3: a store whose --state save fails (full disk) fails with ENOSPC, 
   let m = await mountHost({ args: ['--state', file] })
   try {
     t.is((await m.sh(`echo -5,-6 > bus/ap/apmask && echo ${U} > ${T}/create`)).code, 0)
-    const before = await snapshot(m)
+    const before = await snapshotOf(m)
     const saved = readFileSync(file, 'utf8')
     const fill = `dd if=/dev/zero of=${fs}/fill bs=64k 2>/dev/null; `
     const r = await m.sh(guarded(`${fill}echo 5 > ${M}/${U}/assign_adapter; echo +5 > bus/ap/apmask; echo 8e5b9f3c-2d4a-4b6e-9c1f-0a7d3e5b8c21 > ${T}/create; cat ${M}/${U}/matrix`))
@@ -87,7 +71,7 @@ test('attack 3: a store whose --state save fails (full disk) fails with ENOSPC, 
     const lpar = await apsim('lpar', m.dir, 'add-adapter', '9', 'CEX7', 'ep11')
     t.is(lpar.code, 1)
     t.regex(lpar.stderr, /^apsim: ENOSPC: cannot save the state file: ENOSPC: no space left on device, write\n$/)
-    t.is(await snapshot(m), before, 'the model is as before the failed stores')
+    t.is(await snapshotOf(m), before, 'the model is as before the failed stores')
     t.is(readFileSync(file, 'utf8'), saved, 'the state file is as before')
     t.deepEqual(readdirSync(fs).sort(), ['fill', 'host.json'], 'no .tmp left behind')
     t.regex(m.log(), /"result":"ENOSPC","why":"cannot save the state file: ENOSPC/)
@@ -97,7 +81,7 @@ test('attack 3: a store whose --state save fails (full disk) fails with ENOSPC, 
     await m.stop()
     rmSync(path.join(fs, 'fill'))
     m = await mountHost({ args: ['--state', file] })
-    t.is(await snapshot(m), before)
+    t.is(await snapshotOf(m), before)
 
     // An open file keeps working across an undone store: the same fd stores once there is room.
     const same = await m.sh(guarded(`exec 3>${M}/${U}/assign_adapter; ${fill}echo 5 >&3; rm ${fs}/fill; echo 5 >&3; cat ${M}/${U}/matrix`))
@@ -111,12 +95,12 @@ test('attack 3: a store whose --state save fails (full disk) fails with ENOSPC, 
 })
 
 test('attacks 4, 5, 6: crafted snapshots are refused with EINVAL naming the field; nothing changes, not even the state file', async t => {
-  const tmp = tmpDir(t)
+  const tmp = tmpDir(t, 'apsim-rel-')
   const file = path.join(tmp, 'host.json')
   const m = await mountHost({ args: ['--state', file] })
   try {
     t.is((await m.sh(`echo -5,-6 > bus/ap/apmask && echo ${U} > ${T}/create`)).code, 0)
-    const before = await snapshot(m)
+    const before = await snapshotOf(m)
     const saved = readFileSync(file, 'utf8')
     const craft = (name: string, change: (s: any) => void): string => {
       const s = JSON.parse(before)
@@ -137,7 +121,7 @@ test('attacks 4, 5, 6: crafted snapshots are refused with EINVAL naming the fiel
       t.is((await m.sh(`cat ${C}/last_error`)).stdout, `${why}\n`)
       const cli = await apsim('restore', m.dir, f)
       t.is(cli.stderr, `apsim: ${why}\n`)
-      t.is(await snapshot(m), before, f)
+      t.is(await snapshotOf(m), before, f)
       t.is(readFileSync(file, 'utf8'), saved, f)
     }
     const hostname = await m.sh(`cat ${M}/${U}/iommu_group/hostname; readlink ${M}/${U}/iommu_group; ls -a ${M} | grep -c proto`)
@@ -150,7 +134,7 @@ test('attacks 4, 5, 6: crafted snapshots are refused with EINVAL naming the fiel
 })
 
 test('attack 7: after a fuzz run, `state` and --state are the same bytes, and they restore to themselves', async t => {
-  const tmp = tmpDir(t)
+  const tmp = tmpDir(t, 'apsim-rel-')
   const file = path.join(tmp, 'host.json')
   const m = await mountHost({ args: ['--state', file] })
   try {
@@ -183,7 +167,7 @@ test('attack 7: apsim status on a stopped daemon says hung and exits 1; apsim-cl
     const c = await run('bash', [CLEAN, m.dir], { cwd: '/', env: { ...process.env, APSIM_RUN_DIR: RUN_DIR, LC_ALL: 'C' } })
     t.is(c.code, 0, c.stderr)
     t.regex(c.stderr, /is a hung apsim mount \(daemon pid \d+ stopped\); aborting its connection/)
-    t.false(mounted(m.dir))
+    t.false(isMounted(m.dir))
     t.false(existsSync(path.join(m.dir, 'bus')))
   } finally {
     try { process.kill(pid, 'SIGCONT') } catch { /* gone */ }
