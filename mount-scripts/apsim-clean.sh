@@ -22,7 +22,7 @@ force=0
 while [ $# -gt 0 ]; do
   case $1 in
     --force) force=1; shift ;;
-    -h|--help) sed -n '2,17{s/^# \{0,1\}//;p}' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,16{s/^# \{0,1\}//;p}' "$0"; exit 0 ;;
     -*) die "unknown option $1" ;;
     *) break ;;
   esac
