@@ -5,10 +5,10 @@
  * host that stored non-UTF-8 bytes round-trips (attack 7).
  */
 import test from 'ava'
-import { SysfsError } from '../../lib/errors.js'
+import { fail, SysfsError } from '../../lib/errors.js'
 import { Host, type HostState } from '../../lib/host.js'
 import { parseHostState, stateText } from '../../lib/state.js'
-import { resolve } from '../../lib/sysfs.js'
+import { O_WRONLY, resolve, Sysfs } from '../../lib/sysfs.js'
 import { defaultTopology } from '../../lib/topology.js'
 
 const U = '62177883-f1bb-47f0-914d-32a22e3a8804'
@@ -109,4 +109,22 @@ test('attack 7: a host that stored non-UTF-8 bytes round-trips; the snapshot tex
   t.is(stateText(copy.snapshot()), text)
   t.is(Buffer.from(copy.read('devices/ap/card05/05.0004/driver_override'), 'latin1').toString('hex'), Buffer.from(h.read('devices/ap/card05/05.0004/driver_override'), 'latin1').toString('hex'))
   t.is(JSON.parse(Buffer.from(text, 'latin1').toString('latin1')).bus.queues.find((q: any) => q.driverOverride !== null).driverOverride, raw.replace(/\n$/, ''))
+})
+
+test('attack 3 in-process: a store whose save fails is undone with the save\'s errno; the same open file stores later', t => {
+  const h = populated()
+  let saved = h.snapshot()
+  let full = true
+  const fs = new Sysfs(h.root, undefined, h.faults, {
+    save: () => { if (full) fail('ENOSPC', 'disk full'); saved = h.snapshot() },
+    rollback: () => h.restore(saved)
+  })
+  const fh = fs.open(`${M}/${U}/assign_domain`, O_WRONLY)
+  const before = stateText(h.snapshot())
+  t.throws(() => fs.write(fh, Buffer.from('0x47\n')), { code: 'ENOSPC' } as never)
+  t.is(stateText(h.snapshot()), before)
+  full = false
+  t.is(fs.write(fh, Buffer.from('0x47\n')), 5)
+  t.is(h.read(`${M}/${U}/matrix`), '05.0004\n05.0047\n')
+  t.is(stateText(saved), stateText(h.snapshot()))
 })
