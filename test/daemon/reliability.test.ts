@@ -9,7 +9,7 @@ import test from 'ava'
 import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { apsim, isMounted, mountHost, requireFuse, run, RUN_DIR, snapshotOf, tmpDir } from '../helpers/mount.js'
+import { apsim, isMounted, mountHost, requireFuse, run, RUN_DIR, snapshotOf, tmpDir, type Mounted } from '../helpers/mount.js'
 
 requireFuse()
 
@@ -52,6 +52,14 @@ test('attack 1: restore of a path into the mount (symlink, bind mount, /proc/sel
   }
 })
 
+/** A host under `--state FILE` with adapters 5 and 6 for vfio_ap and mdev U; its snapshot and FILE's text. */
+async function mdevHost (file: string): Promise<{ m: Mounted, before: string, saved: string }> {
+  const m = await mountHost({ args: ['--state', file] })
+  const r = await m.sh(`echo -5,-6 > bus/ap/apmask && echo ${U} > ${T}/create`)
+  if (r.code !== 0) throw new Error(r.stderr)
+  return { m, before: await snapshotOf(m), saved: readFileSync(file, 'utf8') }
+}
+
 test('attack 3: a store whose --state save fails (full disk) fails with ENOSPC, changes nothing, leaves no .tmp', async t => {
   const tmp = tmpDir(t, 'apsim-rel-')
   const fs = path.join(tmp, 'fs')
@@ -59,11 +67,10 @@ test('attack 3: a store whose --state save fails (full disk) fails with ENOSPC, 
   const tm = await run('mount', ['-t', 'tmpfs', '-o', 'size=4m', 'tmpfs', fs])
   t.is(tm.code, 0, tm.stderr)
   const file = path.join(fs, 'host.json')
-  let m = await mountHost({ args: ['--state', file] })
+  const host = await mdevHost(file)
+  const { before, saved } = host
+  let m = host.m
   try {
-    t.is((await m.sh(`echo -5,-6 > bus/ap/apmask && echo ${U} > ${T}/create`)).code, 0)
-    const before = await snapshotOf(m)
-    const saved = readFileSync(file, 'utf8')
     const fill = `dd if=/dev/zero of=${fs}/fill bs=64k 2>/dev/null; `
     const r = await m.sh(guarded(`${fill}echo 5 > ${M}/${U}/assign_adapter; echo +5 > bus/ap/apmask; echo 8e5b9f3c-2d4a-4b6e-9c1f-0a7d3e5b8c21 > ${T}/create; cat ${M}/${U}/matrix`))
     t.is(r.stderr, [1, 1, 1].map(() => 'bash: line 1: echo: write error: No space left on device\n').join(''))
@@ -97,11 +104,8 @@ test('attack 3: a store whose --state save fails (full disk) fails with ENOSPC, 
 test('attacks 4, 5, 6: crafted snapshots are refused with EINVAL naming the field; nothing changes, not even the state file', async t => {
   const tmp = tmpDir(t, 'apsim-rel-')
   const file = path.join(tmp, 'host.json')
-  const m = await mountHost({ args: ['--state', file] })
+  const { m, before, saved } = await mdevHost(file)
   try {
-    t.is((await m.sh(`echo -5,-6 > bus/ap/apmask && echo ${U} > ${T}/create`)).code, 0)
-    const before = await snapshotOf(m)
-    const saved = readFileSync(file, 'utf8')
     const craft = (name: string, change: (s: any) => void): string => {
       const s = JSON.parse(before)
       change(s)
