@@ -419,7 +419,7 @@ program.command('umount')
   .action(umountCommand)
 
 program.command('status')
-  .description('whether an apsim mount is live at DIR (exit 1 if not)')
+  .description('whether an apsim mount is live at DIR (exit 1 if not; `hung` if its daemon does not answer within 3 s)')
   .argument('<dir>')
   .option('--json', 'machine-readable output')
   .action(statusCommand)

@@ -17,7 +17,7 @@ import { topologyData, topologyFrom, TopologyError } from './topology.js'
 import { UUID_RE, type ApcbState, type VfioState } from './vfio/vfio-ap.js'
 
 /** Checks `v` (found at `field`) and returns the value to use; throws EINVAL otherwise. */
-export type Check<T> = (v: unknown, field: string) => T
+type Check<T> = (v: unknown, field: string) => T
 type Fields<T> = { [K in keyof T]-?: Check<T[K]> }
 
 const RESERVED = new Set(['__proto__', 'constructor', 'prototype'])
@@ -33,7 +33,7 @@ const shown = (v: unknown): string => {
 function refuse (field: string, why: string): never { return fail('EINVAL', `state: ${field === '' ? '(top level)' : field}: ${why}`) }
 const at = (field: string, key: string | number): string => typeof key === 'number' ? `${field}[${key}]` : field === '' ? key : `${field}.${key}`
 
-export function obj<T> (fields: Fields<T>): Check<T> {
+function obj<T> (fields: Fields<T>): Check<T> {
   const table = fields as Record<string, Check<unknown>>
   const names = Object.keys(table)
   return (v, field) => {
@@ -51,31 +51,31 @@ export function obj<T> (fields: Fields<T>): Check<T> {
   }
 }
 
-export const int = (min: number, max: number): Check<number> => (v, field) => {
+const int = (min: number, max: number): Check<number> => (v, field) => {
   if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) refuse(field, `must be an integer between ${min} and ${max}, got ${shown(v)}`)
   return v
 }
-export const bool: Check<boolean> = (v, field) => typeof v === 'boolean' ? v : refuse(field, `must be true or false, got ${shown(v)}`)
-export const oneOf = <T extends string | number>(...values: readonly T[]): Check<T> => (v, field) =>
+const bool: Check<boolean> = (v, field) => typeof v === 'boolean' ? v : refuse(field, `must be true or false, got ${shown(v)}`)
+const oneOf = <T extends string | number>(...values: readonly T[]): Check<T> => (v, field) =>
   values.includes(v as T) ? v as T : refuse(field, `must be one of ${values.map(x => JSON.stringify(x)).join(', ')}, got ${shown(v)}`)
 /** A string of bytes (the model keeps what a store wrote as latin1: no character above 0xff). */
-export const bytes = (re?: RegExp, what = 'a string'): Check<string> => (v, field) => {
+const bytes = (re?: RegExp, what = 'a string'): Check<string> => (v, field) => {
   if (typeof v !== 'string' || v.length > MAX_TEXT || !/^[\0-\xff]*$/.test(v)) refuse(field, `must be ${what} of at most ${MAX_TEXT} bytes, got ${shown(v)}`)
   if (re !== undefined && !re.test(v)) refuse(field, `must be ${what}, got ${shown(v)}`)
   return v
 }
-export const nullable = <T>(c: Check<T>): Check<T | null> => (v, field) => v === null ? null : c(v, field)
-export const optional = <T>(c: Check<T>): Check<T | undefined> => (v, field) => v === undefined ? undefined : c(v, field)
-export const list = <T>(c: Check<T>): Check<T[]> => (v, field) => {
+const nullable = <T>(c: Check<T>): Check<T | null> => (v, field) => v === null ? null : c(v, field)
+const optional = <T>(c: Check<T>): Check<T | undefined> => (v, field) => v === undefined ? undefined : c(v, field)
+const list = <T>(c: Check<T>): Check<T[]> => (v, field) => {
   if (!Array.isArray(v)) refuse(field, `must be a list, got ${shown(v)}`)
   return (v as unknown[]).map((x, i) => c(x, at(field, i)))
 }
-export const pair = <A, B>(a: Check<A>, b: Check<B>): Check<[A, B]> => (v, field) => {
+const pair = <A, B>(a: Check<A>, b: Check<B>): Check<[A, B]> => (v, field) => {
   if (!Array.isArray(v) || v.length !== 2) refuse(field, `must be a pair, got ${shown(v)}`)
   return [a((v as unknown[])[0], at(field, 0)), b((v as unknown[])[1], at(field, 1))]
 }
 /** An object used as a map: every key checked, reserved keys refused. */
-export const record = <T>(key: Check<string>, c: Check<T>): Check<Record<string, T>> => (v, field) => {
+const record = <T>(key: Check<string>, c: Check<T>): Check<Record<string, T>> => (v, field) => {
   if (v === null || typeof v !== 'object' || Array.isArray(v)) refuse(field, `must be an object, got ${shown(v)}`)
   const out = new Map<string, T>()
   for (const [k, x] of Object.entries(v as Record<string, unknown>)) {
