@@ -156,9 +156,12 @@ async function countEntries (dir: string): Promise<{ cards: number, queues: numb
   return { cards: cards.length, queues, mdevs }
 }
 
+/** How long `status` waits for the daemon to answer a readdir: longer, and it reports `hung` (exit 1). */
+const STATUS_TIMEOUT_MS = 3000
+
 async function statusCommand (dirArg: string, f: { json?: boolean }): Promise<void> {
   const dir = await canonicalDir(dirArg)
-  const p = await probeMount(dir)
+  const p = await probeMount(dir, STATUS_TIMEOUT_MS)
   const r = readRecord(dir)
   const apsim = p.state !== 'absent' && p.mount.fstype === FSTYPE
   const pid = apsim ? findDaemon(dir) : undefined
@@ -187,6 +190,9 @@ async function statusCommand (dirArg: string, f: { json?: boolean }): Promise<vo
     if (r?.logFile !== undefined) lines.push(`log: ${r.logFile}`)
     if (counts !== undefined) lines.push(`cards: ${counts.cards}, queues: ${counts.queues}, mdevs: ${counts.mdevs}`)
     process.stdout.write(lines.join('\n') + '\n')
+  }
+  if (p.state === 'hung') {
+    process.stderr.write(`apsim: the daemon does not answer within ${STATUS_TIMEOUT_MS} ms (stopped or stuck); mount-scripts/apsim-clean.sh ${dirArg} detaches the mount\n`)
   }
   if (!apsim || p.state !== 'live') process.exitCode = 1
 }
@@ -413,7 +419,7 @@ program.command('umount')
   .action(umountCommand)
 
 program.command('status')
-  .description('whether an apsim mount is live at DIR (exit 1 if not)')
+  .description('whether an apsim mount is live at DIR (exit 1 if not; `hung` if its daemon does not answer within 3 s)')
   .argument('<dir>')
   .option('--json', 'machine-readable output')
   .action(statusCommand)

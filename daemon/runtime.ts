@@ -23,7 +23,7 @@ export class UserError extends Error {
   }
 }
 
-export interface MountEntry { id: number, mountPoint: string, fstype: string, source: string, options: string }
+export interface MountEntry { id: number, mountPoint: string, fstype: string, source: string, options: string, /** `major:minor` of its st_dev. */ dev: string }
 
 const unescape = (s: string): string => s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)))
 
@@ -36,7 +36,7 @@ export async function readMounts (): Promise<MountEntry[]> {
     if (post === undefined) continue
     const f = pre.split(' ')
     const g = post.split(' ')
-    out.push({ id: Number(f[0]), mountPoint: unescape(f[4]), options: f[5], fstype: g[0], source: unescape(g[1] ?? '') })
+    out.push({ id: Number(f[0]), dev: f[2], mountPoint: unescape(f[4]), options: f[5], fstype: g[0], source: unescape(g[1] ?? '') })
   }
   return out
 }
@@ -50,18 +50,22 @@ export async function mountAt (dir: string): Promise<MountEntry | undefined> {
 export const errCode = (e: unknown): string | undefined => (e as NodeJS.ErrnoException | null)?.code
 
 /**
- * The absolute, symlink-free path of `dir`. The last component is not resolved when it
- * cannot be (a stale FUSE mount answers ENOTCONN), which is right for a mount point.
+ * The absolute, symlink-free path of `dir`. A mount point (as the mount table names it under
+ * the parent's real path) is returned without being touched: a stopped daemon would never
+ * answer a stat of its root. The last component is not resolved either when it cannot be (a
+ * stale FUSE mount answers ENOTCONN), which is right for a mount point.
  */
 export async function canonicalDir (dir: string): Promise<string> {
   const abs = path.resolve(dir)
+  const parent = path.dirname(abs)
+  let real = parent
+  try { real = await fsp.realpath(parent) } catch { /* keep it as given */ }
+  const named = path.join(real, path.basename(abs))
+  if ((await readMounts()).some(m => m.mountPoint === named)) return named
   try {
     return await fsp.realpath(abs)
   } catch {
-    const parent = path.dirname(abs)
-    let real = parent
-    try { real = await fsp.realpath(parent) } catch { /* keep it as given */ }
-    return path.join(real, path.basename(abs))
+    return named
   }
 }
 
@@ -69,19 +73,24 @@ export type Probe =
   | { state: 'absent' }
   | { state: 'live' | 'stale' | 'hung', mount: MountEntry }
 
-/** Whether something is mounted at `dir`, and whether it answers. Never blocks for long. */
+/**
+ * Whether something is mounted at `dir`, and whether it answers. Never blocks for long, and
+ * never leaves this process waiting on the mount: the look runs in a child (`ls`), killed
+ * after `timeoutMs` (a thread of this process stuck in a FUSE request would keep it from
+ * exiting).
+ */
 export async function probeMount (dir: string, timeoutMs = 3000): Promise<Probe> {
   const mount = await mountAt(dir)
   if (mount === undefined) return { state: 'absent' }
-  let timer: NodeJS.Timeout | undefined
   // readdir, not stat: for a second after the daemon died (attr_timeout) the kernel answers a
   // stat of the root from its cache; a readdir always asks the daemon.
-  const answer = await Promise.race([
-    fsp.readdir(dir).then(() => 'live' as const, (e: unknown) => ['ENOTCONN', 'ECONNABORTED', 'ENXIO'].includes(errCode(e) ?? '') ? 'stale' as const : 'live' as const),
-    new Promise<'hung'>(resolve => { timer = setTimeout(() => resolve('hung'), timeoutMs) })
-  ])
-  clearTimeout(timer)
-  return { state: answer, mount }
+  const state = await new Promise<'live' | 'stale' | 'hung'>(resolve => execFile('ls', ['-f', '--', dir],
+    { timeout: timeoutMs, killSignal: 'SIGKILL', env: { ...process.env, LC_ALL: 'C' } }, (err, _out, stderr) => {
+      if (err === null) resolve('live')
+      else if (err.killed === true) resolve('hung')
+      else resolve(/Transport endpoint is not connected|Software caused connection abort|No such device or address/.test(stderr) ? 'stale' : 'live')
+    }))
+  return { state, mount }
 }
 
 /** Lazy unmount through fusermount; it never needs the daemon to answer. */

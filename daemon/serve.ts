@@ -2,12 +2,14 @@
  * `apsim mount` in the foreground: build the Host, mount it, report readiness, and unmount
  * on every way out (signals, crash, external unmount, parent gone).
  */
-import { closeSync, constants as fsConstants, fstatSync, fsyncSync, openSync, promises as fsp, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs'
+import { closeSync, constants as fsConstants, fsyncSync, openSync, promises as fsp, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { performance } from 'node:perf_hooks'
-import { isSysfsError } from '../lib/errors.js'
+import { type Errno, fail, isSysfsError } from '../lib/errors.js'
 import { Host, type HostState } from '../lib/host.js'
-import { Sysfs, type StoreRecord } from '../lib/sysfs.js'
+import { CONTROL_PATH } from '../lib/control.js'
+import { stateText } from '../lib/state.js'
+import { type Persist, Sysfs } from '../lib/sysfs.js'
 import { PROFILE_NAMES, profile } from '../lib/profiles.js'
 import { defaultTopology, loadTopology, TopologyError, type Topology } from '../lib/topology.js'
 import { mountSysfs, unmountSysfs, whyNoFuse, type SysfsFuse } from './fuse.js'
@@ -68,22 +70,34 @@ const queueCount = (host: Host): number => { let n = 0; for (const c of host.bus
 const MAX_SNAPSHOT_BYTES = 512 * 1024 * 1024
 
 /**
- * Reads the snapshot file a `restore` write names. The daemon has one thread: a FIFO, a
- * device or a file inside the mount would block every operation of the mount, so only a
- * regular file outside it is read (opened without blocking, size checked first).
+ * Reads the snapshot file a `restore` write names, without ever doing I/O on this mount: the
+ * daemon serves its own mount on one thread, so a synchronous open of a file inside it (through
+ * a symlink, a bind mount of the tree, /proc/self/root...) would wait for itself for good. The
+ * path is resolved, and a file on this mount's device is refused with ELOOP (the host would
+ * read itself) before it is opened; the reads run on libuv's pool, never on the serving thread,
+ * so even a file swapped in between the checks is served meanwhile. Only a regular file is
+ * read (opened non-blocking: a FIFO would wait for a writer), and its device checked again.
  */
-function readSnapshotFile (file: string, mountDir: string): string {
-  if (inside(file, mountDir)) throw new Error('the file is inside the mount itself')
-  const fd = openSync(file, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK)
+async function readSnapshotFile (file: string, mount: { dir: string, dev: () => string | undefined }): Promise<string> {
+  const itself = (): never => fail('ELOOP', `${file}: this is the mount ${mount.dir} itself; a host cannot restore from its own tree`)
+  if (mount.dev() === undefined) fail('EAGAIN', 'the mount is not ready yet')
+  const real = await fsp.realpath(file)
+  if (inside(real, mount.dir) || devName((await fsp.stat(real, { bigint: true })).dev) === mount.dev()) itself()
+  const fh = await fsp.open(real, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK)
   try {
-    const st = fstatSync(fd)
+    const st = await fh.stat({ bigint: true })
+    if (devName(st.dev) === mount.dev()) itself()
     if (!st.isFile()) throw new Error('not a regular file')
-    if (st.size > MAX_SNAPSHOT_BYTES) throw new Error(`larger than ${MAX_SNAPSHOT_BYTES} bytes`)
-    return readFileSync(fd, 'utf8')
+    if (st.size > BigInt(MAX_SNAPSHOT_BYTES)) throw new Error(`larger than ${MAX_SNAPSHOT_BYTES} bytes`)
+    return await fh.readFile('utf8')
   } finally {
-    closeSync(fd)
+    await fh.close()
   }
 }
+
+/** `major:minor` of a st_dev, as /proc/self/mountinfo writes it (glibc's major()/minor()). */
+const devName = (dev: bigint): string =>
+  `${((dev >> 8n) & 0xfffn) | ((dev >> 32n) & ~0xfffn)}:${(dev & 0xffn) | ((dev >> 12n) & ~0xffn)}`
 
 /** Whether `file` is `dir` or below it. */
 const inside = (file: string, dir: string): boolean => {
@@ -116,22 +130,31 @@ export function readStateFile (file: string): HostState | undefined {
   return state as HostState
 }
 
+const SAVE_ERRNOS: readonly Errno[] = ['ENOSPC', 'EDQUOT', 'EIO', 'EROFS', 'EFBIG', 'EACCES', 'EPERM', 'ENOENT']
+
 /**
- * Writes the host's snapshot atomically and durably: FILE.tmp, fsync, rename over FILE,
- * fsync the directory. Synchronous: the store that triggered it returns only afterwards.
+ * Writes a snapshot atomically and durably: FILE.tmp, fsync, rename over FILE, fsync the
+ * directory. Synchronous: the store that triggered it returns only afterwards. A failure
+ * (a full disk...) removes FILE.tmp and throws a SysfsError with the errno it met.
  */
-export function saveState (file: string, host: Host): void {
+export function saveState (file: string, state: HostState): void {
   const tmp = `${file}.tmp`
-  const fd = openSync(tmp, 'w', 0o600)
   try {
-    writeFileSync(fd, JSON.stringify(host.snapshot()) + '\n')
-    fsyncSync(fd)
-  } finally {
-    closeSync(fd)
+    const fd = openSync(tmp, 'w', 0o600)
+    try {
+      writeFileSync(fd, stateText(state))
+      fsyncSync(fd)
+    } finally {
+      closeSync(fd)
+    }
+    renameSync(tmp, file)
+    const dfd = openSync(path.dirname(file), 'r')
+    try { fsyncSync(dfd) } finally { closeSync(dfd) }
+  } catch (e) {
+    try { unlinkSync(tmp) } catch { /* not created, or renamed already */ }
+    const code = SAVE_ERRNOS.find(c => c === errCode(e)) ?? 'EIO'
+    fail(code, `cannot save the state file: ${(e as Error).message}`)
   }
-  renameSync(tmp, file)
-  const dfd = openSync(path.dirname(file), 'r')
-  try { fsyncSync(dfd) } finally { closeSync(dfd) }
 }
 
 /** Refuses a live mount, cleans a stale one, refuses a non-empty directory. */
@@ -180,12 +203,13 @@ export async function serve (dirArg: string, o: ServeOptions, ready: (dir: strin
   const topology = state === undefined ? await readTopology(o.topology, o.kernel) : undefined
   await prepareMountpoint(dir, dirArg, log)
 
+  // This mount's device (from the mount table, once mounted): `restore` refuses files on it.
+  let mountDev: string | undefined
   const t0 = performance.now()
   const booting = ttyProgress('apsim: booting the host', 'adapter ids scanned')
   const opts = {
     clockUsec: () => Math.round((performance.now() - t0) * 1000),
-    // `restore` names a snapshot file; one inside this mount would deadlock the daemon.
-    readFile: (p: string): string => readSnapshotFile(path.resolve(p), dir),
+    readFile: async (p: string): Promise<string> => await readSnapshotFile(path.resolve(p), { dir, dev: () => mountDev }),
     sleep: async (ms: number): Promise<void> => await new Promise(resolve => setTimeout(resolve, ms)),
     // A full-size host (256 x 256 queues) takes a second or more to boot: shown on a terminal.
     progress: booting.update
@@ -211,22 +235,30 @@ export async function serve (dirArg: string, o: ServeOptions, ready: (dir: strin
   log.info({ ms: bootMs, cards: host.bus.cards.size, queues: queueCount(host) }, `host booted in ${bootMs} ms`)
   logKernel(log, host.klog)
   logFaults(log, host.uevents)
-  const save = (): void => {
-    if (stateFile === undefined) return
-    try {
-      saveState(stateFile, host)
-    } catch (e) {
-      log.error({ err: e, state: stateFile }, 'cannot save the state file')
-    }
-  }
+  // The state file as last saved: what a store whose save fails is undone to.
+  let committed = stateFile === undefined ? undefined : host.snapshot()
   if (stateFile !== undefined && state === undefined) {
-    try { saveState(stateFile, host) } catch (e) { throw new UserError(`cannot write state file ${o.state ?? ''}: ${(e as Error).message}`) }
+    try { saveState(stateFile, committed!) } catch (e) { throw new UserError(`cannot write state file ${o.state ?? ''}: ${isSysfsError(e) ? e.why : (e as Error).message}`) }
   }
+  const persist: Persist | undefined = stateFile === undefined
+    ? undefined
+    : {
+        save: () => {
+          const s = host.snapshot()
+          saveState(stateFile, s)
+          committed = s
+        },
+        rollback: () => {
+          log.error({ state: stateFile }, 'the state file cannot be saved: the store is undone')
+          host.restore(committed!)
+        }
+      }
   const logStore = storeLogger(log)
-  const sysfs = new Sysfs(host.root, (r: StoreRecord) => {
-    if (r.ok) save() // before the write(2) returns: a SIGKILL right after it loses nothing
+  const sysfs = new Sysfs(host.root, r => {
+    // A control write undone because the save failed says so in last_error too.
+    if (!r.ok && r.path.replace(/^\/+/, '').startsWith(`${CONTROL_PATH}/`)) host.lastError = `${r.errno ?? 'EIO'}: ${r.why ?? ''}\n`
     logStore(r)
-  }, host.faults)
+  }, host.faults, persist)
 
   let mounted = false
   let stopping = false
@@ -269,6 +301,7 @@ export async function serve (dirArg: string, o: ServeOptions, ready: (dir: strin
   mounted = true
   record.options = fuse._fuseOptions()
   const self = (await readMounts()).filter(m => m.mountPoint === dir && m.fstype === FSTYPE).pop()
+  mountDev = self?.dev
   try { writeRecord(record) } catch (e) { log.warn({ err: e }, 'cannot write the runtime record') }
   try {
     feed = await serveUdevFeed(host.uevents, feedSocket(dir), log)

@@ -9,7 +9,8 @@ import { fail, isSysfsError } from './errors.js'
 import { formatKlog } from './events.js'
 import { CONTROL_PATH, faultText, parseFaultSpec } from './faults.js'
 import { kstrtoull } from './parse.js'
-import { DirType, type DirNode, type Node } from './sysfs.js'
+import { stateText } from './state.js'
+import { DirType, type DirNode, type Node, type StoreResult } from './sysfs.js'
 import type { AdapterMode } from './topology.js'
 import type { NewAdapter } from './ap/lpar.js'
 import type { Host } from './host.js'
@@ -97,13 +98,16 @@ export interface GuestInfo { name: string, mdev: string, apcb: { apm: string, aq
  * cannot say why).
  */
 export function controlTree (host: Host): DirNode {
-  let lastError = ''
-  const guarded = (fn: (buf: string) => void) => (_h: Host, buf: string): void => {
+  const remember = (e: unknown): never => {
+    if (isSysfsError(e)) host.lastError = `${e.code}: ${e.why}\n`
+    throw e
+  }
+  const guarded = (fn: (buf: string) => StoreResult) => (_h: Host, buf: string): StoreResult => {
     try {
-      fn(buf)
+      const r = fn(buf)
+      return r === undefined ? r : r.catch(remember)
     } catch (e) {
-      if (isSysfsError(e)) lastError = `${e.code}: ${e.why}\n`
-      throw e
+      return remember(e)
     }
   }
   const jsonLines = (items: unknown[]): string => items.map(i => JSON.stringify(i) + '\n').join('')
@@ -152,7 +156,7 @@ export function controlTree (host: Host): DirNode {
         }
       }]).instance(h)
     },
-    { name: 'state', mode: 0o400, limit: unbounded, show: h => JSON.stringify(h.snapshot(), null, 1) + '\n' },
+    { name: 'state', mode: 0o400, limit: unbounded, show: h => stateText(h.snapshot()) },
     { name: 'restore', mode: 0o200, store: guarded(buf => host.restoreFrom(buf.replace(/\0.*$/s, '').replace(/\n$/, ''))) },
     {
       name: 'faults',
@@ -169,7 +173,7 @@ export function controlTree (host: Host): DirNode {
       })
     },
     { name: 'fault_history', mode: 0o400, limit: unbounded, show: h => jsonLines(h.faults.history()) },
-    { name: 'last_error', mode: 0o400, show: () => lastError }
+    { name: 'last_error', mode: 0o400, show: h => h.lastError }
   ]).instance(host)
 }
 

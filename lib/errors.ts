@@ -7,6 +7,7 @@ export type Errno =
   | 'EACCES' | 'EADDRINUSE' | 'EADDRNOTAVAIL' | 'EBUSY' | 'EEXIST' | 'EINVAL' | 'EIO'
   | 'ENODEV' | 'ENOENT' | 'ENOMEM' | 'ENOTDIR' | 'EOPNOTSUPP' | 'EPERM' | 'ERANGE' | 'EUSERS'
   | 'ENOSPC' | 'EAGAIN' | 'EINTR' | 'ETIMEDOUT' | 'EISDIR' | 'ELOOP'
+  | 'EDQUOT' | 'EROFS' | 'EFBIG'
 
 export class SysfsError extends Error {
   readonly code: Errno

@@ -35,15 +35,49 @@ export interface Injection { seq: number, rule: number, op: FaultOp, path: strin
 
 const ERRNOS: readonly Errno[] = ['EACCES', 'EADDRINUSE', 'EADDRNOTAVAIL', 'EBUSY', 'EEXIST', 'EINVAL', 'EIO', 'ENODEV', 'ENOENT', 'ENOMEM', 'ENOSPC', 'EOPNOTSUPP', 'EPERM', 'ERANGE', 'EUSERS', 'EAGAIN', 'EINTR', 'ETIMEDOUT']
 
-function globRegExp (glob: string): RegExp {
-  let re = ''
+/** One step of a compiled glob: a literal byte, `?` (one byte of a name), `*` (a run within a name), `**` (any run). */
+type GlobStep = string | '?' | '*' | '**'
+
+function compileGlob (glob: string): GlobStep[] {
+  const steps: GlobStep[] = []
   for (let i = 0; i < glob.length; i++) {
     const c = glob[i]
-    if (c === '*' && glob[i + 1] === '*') { re += '.*'; i++ } else if (c === '*') re += '[^/]*'
-    else if (c === '?') re += '[^/]'
-    else re += c.replace(/[.+^${}()|[\]\\]/g, '\\$&')
+    if (c === '*' && glob[i + 1] === '*') { i++; if (steps.at(-1) !== '**') steps.push('**') } else if (c === '*') { if (steps.at(-1) !== '*' && steps.at(-1) !== '**') steps.push('*') } else steps.push(c)
   }
-  return new RegExp(`^${re}$`)
+  return steps
+}
+
+/**
+ * Whether `path` matches the compiled glob: the glob run as an NFA over the path, one set of
+ * live steps per byte, so the cost is O(path length x glob length) whatever the pattern (a
+ * backtracking regex of twenty `**` takes exponential time on a path that does not match).
+ */
+export function globMatch (steps: GlobStep[], path: string): boolean {
+  const n = steps.length
+  let live = new Uint8Array(n + 1)
+  let next = new Uint8Array(n + 1)
+  // A star may match nothing: a live star makes the step after it live too.
+  const close = (set: Uint8Array): void => {
+    for (let k = 0; k < n; k++) if (set[k] === 1 && (steps[k] === '*' || steps[k] === '**')) set[k + 1] = 1
+  }
+  live[0] = 1
+  close(live)
+  for (let i = 0; i < path.length; i++) {
+    const c = path[i]
+    next.fill(0)
+    let any = false
+    for (let k = 0; k < n; k++) {
+      if (live[k] === 0) continue
+      const s = steps[k]
+      if (s === '**' || (s === '*' && c !== '/')) { next[k] = 1; any = true } else if ((s === '?' && c !== '/') || s === c) { next[k + 1] = 1; any = true }
+    }
+    if (!any) return false
+    close(next)
+    const done = live
+    live = next
+    next = done
+  }
+  return live[n] === 1
 }
 
 /** mulberry32: small, seedable, good enough to make a probability reproducible. */
@@ -58,7 +92,7 @@ function prng (seed: number): () => number {
   }
 }
 
-interface Live { rule: FaultRule, re: RegExp, random?: () => number }
+interface Live { rule: FaultRule, glob: GlobStep[], random?: () => number }
 
 export class Faults {
   private readonly rules: Live[] = []
@@ -81,7 +115,7 @@ export class Faults {
     if (spec.delayMs !== undefined && this.sleep === undefined) fail('EOPNOTSUPP', 'fault: this host has no timer for delays')
     if (spec.match !== undefined && spec.op !== 'write') fail('EINVAL', 'fault: match applies to writes only')
     const rule: FaultRule = { ...spec, path, id: this.nextId++, hits: 0 }
-    this.rules.push({ rule, re: globRegExp(path), random: spec.probability === undefined ? undefined : prng(spec.seed ?? 0) })
+    this.rules.push({ rule, glob: compileGlob(path), random: spec.probability === undefined ? undefined : prng(spec.seed ?? 0) })
     return { ...rule }
   }
 
@@ -108,7 +142,7 @@ export class Faults {
     for (const l of this.rules) {
       const r = l.rule
       if (r.op !== 'any' && r.op !== op) continue
-      if (!l.re.test(p)) continue
+      if (!globMatch(l.glob, p)) continue
       if (r.match !== undefined && (data === undefined || data.replace(/\n$/, '') !== r.match)) continue
       if (r.times !== undefined && r.hits >= r.times) continue
       if (l.random !== undefined && l.random() >= (r.probability ?? 1)) continue

@@ -13,6 +13,7 @@ import { KernelLog, type KlogRecord, type Uevent, UeventLog } from './events.js'
 import { type PowerControl, powerDirs } from './power.js'
 import { DirType, type DirNode, type Node, O_RDONLY, O_WRONLY, resolve, Sysfs } from './sysfs.js'
 import { type Topology, topologyData, topologyFrom } from './topology.js'
+import { parseHostState } from './state.js'
 import { vfioQueueAttrs, vfioTree } from './vfio/tree.js'
 import { type Mdev, VfioAp, type VfioState } from './vfio/vfio-ap.js'
 
@@ -20,7 +21,7 @@ export interface HostOptions {
   /** Microseconds since boot, for kernel log and uevent timestamps. */
   clockUsec?: () => number
   /** How `kernel/debug/apsim/restore` reads a snapshot file (the daemon supplies it). */
-  readFile?: (path: string) => string
+  readFile?: (path: string) => Promise<string>
   /** A timer for fault rules with a delay. */
   sleep?: (ms: number) => Promise<void>
   /** Hears how far booting's first AP bus scan is, in adapter ids (a 256x256 host takes a while). */
@@ -74,6 +75,12 @@ export class Host {
   /** Added to the clock so that time never runs backwards across a restore. */
   private clockBase = 0
   private readonly clockRaw: () => number
+
+  /**
+   * Why the last refused control write was refused (`ERRNO: words`), for `last_error`; kept
+   * here, not in the control tree, which a restore rebuilds.
+   */
+  lastError = ''
 
   /** The machine as booted (a restore replaces it with the snapshot's). */
   topology: Topology
@@ -316,57 +323,59 @@ export class Host {
     }
   }
 
-  /** Replaces the whole model by a snapshot's; a malformed snapshot changes nothing (EINVAL). */
+  /**
+   * Replaces the whole model by a snapshot's. The snapshot is untrusted: every field is checked
+   * first (lib/state.ts), the new host is built aside, and it is swapped in only once all of it
+   * is built, so a refused snapshot (EINVAL naming the field) changes nothing.
+   */
   restore (state: HostState): void {
-    if (state === null || typeof state !== 'object' || state.format !== 'apsim-state' || state.version !== 1) fail('EINVAL', 'not an apsim state (format apsim-state, version 1)')
-    const previous = this.model
-    const logs = { klog: this.klog.records(), uevents: this.uevents.records() }
+    const s = parseHostState(state)
+    const topology = topologyFrom(s.topology, 'state topology')
+    let model: Model
     this.klog.muted = this.uevents.muted = true
     try {
-      const topology = topologyFrom(state.topology, 'state topology')
-      const model = this.boot(topology)
-      model.bus.restore(state.bus)
-      if (state.vfio !== null && model.vfio !== undefined) model.vfio.restore(state.vfio)
-      for (const [devpath, v] of Object.entries(state.power ?? {})) {
-        if (v !== 'on') throw new Error(`power: ${devpath}: ${JSON.stringify(v)} is not "on"`)
-        model.power.set(devpath, v)
-      }
-      this.model = model
-      this.topology = topology
-      this.klog.load(state.klog)
-      this.uevents.load(state.uevents)
-      const last = Math.max(state.klog.at(-1)?.usec ?? 0, state.uevents.at(-1)?.usec ?? 0)
-      this.clockBase = Math.max(0, last - this.clockRaw())
+      model = this.boot(topology)
+      model.bus.restore(s.bus)
+      if (s.vfio !== null && model.vfio !== undefined) model.vfio.restore(s.vfio)
+      for (const [devpath, v] of Object.entries(s.power ?? {})) model.power.set(devpath, v)
     } catch (e) {
-      this.model = previous
-      this.klog.load(logs.klog)
-      this.uevents.load(logs.uevents)
       if (isSysfsError(e)) throw e
-      fail('EINVAL', `state does not fit: ${(e as Error).message}`)
+      return fail('EINVAL', `state does not fit: ${(e as Error).message}`)
     } finally {
       this.klog.muted = this.uevents.muted = false
-      this.guestViews.clear()
     }
+    this.model = model
+    this.topology = topology
+    this.klog.load(s.klog)
+    this.uevents.load(s.uevents)
+    const last = Math.max(s.klog.at(-1)?.usec ?? 0, s.uevents.at(-1)?.usec ?? 0)
+    this.clockBase = Math.max(0, last - this.clockRaw())
+    this.guestViews.clear()
   }
 
-  /** `restore` in the control tree: a snapshot file named by its path. */
-  restoreFrom (path: string): void {
+  /**
+   * `restore` in the control tree: a snapshot file named by its path, read by the daemon's
+   * reader (asynchronously: the mount keeps serving meanwhile). A file that cannot be read or
+   * parsed is EINVAL with the reason; the reader's own refusals (ELOOP) pass through.
+   */
+  async restoreFrom (path: string): Promise<void> {
     const read = this.opts.readFile
     if (read === undefined) fail('EOPNOTSUPP', 'this host cannot read files')
-    let state: HostState
+    let state: unknown
     try {
-      state = JSON.parse(read(path)) as HostState
+      state = JSON.parse(await read(path))
     } catch (e) {
+      if (isSysfsError(e)) throw e
       return fail('EINVAL', `${path}: ${(e as Error).message}`)
     }
-    this.restore(state)
+    this.restore(state as HostState)
   }
 
   /** A host booted from a snapshot. */
   static fromState (state: HostState, opts: HostOptions = {}): Host {
-    if (state === null || typeof state !== 'object' || state.format !== 'apsim-state') fail('EINVAL', 'not an apsim state')
-    const host = new Host(topologyFrom(state.topology, 'state topology'), opts)
-    host.restore(state)
+    const s = parseHostState(state)
+    const host = new Host(topologyFrom(s.topology, 'state topology'), opts)
+    host.restore(s)
     return host
   }
 }

@@ -214,6 +214,17 @@ export interface StoreRecord { path: string, data: string, ok: boolean, errno?: 
 interface Handle { path: string, node: AttrNode, snap: Buffer | undefined }
 
 /**
+ * Makes each store durable before its write(2) is acknowledged (the daemon's `--state`). A
+ * store whose save fails fails with the save's errno and is undone, as if it had been refused.
+ */
+export interface Persist {
+  /** Saves the host as the store left it; throws a SysfsError (ENOSPC, EIO, ...) if it cannot. */
+  save: () => void
+  /** Puts the host back as it was at the last successful save. */
+  rollback: () => void
+}
+
+/**
  * The file-level behaviour of kernfs over a tree. Each method is one filesystem operation
  * and throws SysfsError with the errno the caller must see.
  */
@@ -221,7 +232,7 @@ export class Sysfs {
   private readonly handles = new Map<number, Handle>()
   private nextFh = 1
 
-  constructor (readonly root: DirNode, private readonly onStore?: (r: StoreRecord) => void, private readonly faults?: Faults) {}
+  constructor (readonly root: DirNode, private readonly onStore?: (r: StoreRecord) => void, private readonly faults?: Faults, private readonly persist?: Persist) {}
 
   private injectedError (inj: Injection): SysfsError {
     return new SysfsError(inj.errno ?? 'EIO', `injected by fault rule ${inj.rule}`)
@@ -339,6 +350,19 @@ export class Sysfs {
   }
 
   private runStore (store: (data: string) => StoreResult, text: string, count: number, done: (e?: unknown) => void): number | Promise<number> {
+    // With a persist hook: the open files whose attribute exists before the store, to bring
+    // back to life if the store is undone (the model objects behind them are rebuilt).
+    const live = this.persist === undefined ? undefined : this.liveHandles()
+    const commit = (): number => {
+      try {
+        if (live !== undefined) this.commit(live)
+      } catch (e) {
+        done(e)
+        throw e
+      }
+      done()
+      return count
+    }
     let result: StoreResult
     try {
       result = store(text)
@@ -346,11 +370,35 @@ export class Sysfs {
       done(e)
       throw e
     }
-    if (result === undefined) {
-      done()
-      return count
+    if (result === undefined) return commit()
+    return result.then(commit, (e: unknown) => { done(e); throw e })
+  }
+
+  private liveHandles (): Map<number, Handle> {
+    const live = new Map<number, Handle>()
+    for (const [fh, h] of this.handles) if (!this.removed(h)) live.set(fh, h)
+    return live
+  }
+
+  /**
+   * Saves; if the save fails, undoes the store and points the files that were open on a live
+   * attribute at the attribute now at their path (the model is rebuilt as it was before the
+   * store: in the kernel's terms the store never happened, so nothing was removed). Files opened while a blocking store waited are
+   * not among them: after an undone blocking store they read ENODEV.
+   */
+  private commit (live: Map<number, Handle>): void {
+    try {
+      this.persist!.save()
+    } catch (e) {
+      this.persist!.rollback()
+      for (const [fh, h] of live) {
+        if (this.handles.get(fh) !== h) continue
+        let n: Node
+        try { n = this.resolveFollow(h.path) } catch { continue }
+        if (n.kind === 'attr') h.node = n
+      }
+      throw e
     }
-    return result.then(() => { done(); return count }, (e: unknown) => { done(e); throw e })
   }
 
   release (fh: number): void { this.handles.delete(fh) }

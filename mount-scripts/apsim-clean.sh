@@ -9,6 +9,9 @@
 # - Nothing mounted at DIR: only the record is removed; exit 0.
 # - A live apsim mount is left alone (exit 1) unless --force: then its daemon gets SIGTERM
 #   (it unmounts itself), and the mount is detached if it is still there after 10 s.
+# - A hung one (its daemon alive but not answering within 3 s: SIGSTOPped, stuck) has its FUSE
+#   connection aborted (/sys/fs/fuse/connections/N/abort, else `umount -f`), so every client
+#   waiting on it gets ECONNABORTED, then it is detached and the daemon gets SIGTERM + SIGCONT.
 # - Anything else mounted at DIR (not fuse.apsim) is never touched: exit 1.
 # Exit status: 0 when DIR is clean afterwards, 1 otherwise.
 set -euo pipefail
@@ -19,7 +22,7 @@ force=0
 while [ $# -gt 0 ]; do
   case $1 in
     --force) force=1; shift ;;
-    -h|--help) sed -n '2,14{s/^# \{0,1\}//;p}' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,16{s/^# \{0,1\}//;p}' "$0"; exit 0 ;;
     -*) die "unknown option $1" ;;
     *) break ;;
   esac
@@ -40,6 +43,8 @@ base=$(basename -- "$dir" | LC_ALL=C sed 's/[^A-Za-z0-9_.-]/_/g')
 record=$run_dir/${base:-root}-$(printf %s "$dir" | sha256sum | cut -c1-12).json
 
 fstype () { awk -v d="$dir" '$5 == d { sub(/.* - /, ""); t = $1 } END { print t }' /proc/self/mountinfo; }
+# The FUSE connection number: the minor of the mount's device (mountinfo's third field, 0:N).
+connection () { awk -v d="$dir" '$5 == d { split($3, dev, ":"); n = dev[2] } END { print n }' /proc/self/mountinfo; }
 mounted () { [ -n "$(fstype)" ]; }
 
 recorded_pid () {
@@ -73,7 +78,20 @@ if timeout 3 ls -a -- "$dir" >/dev/null 2>&1; then
     for _ in $(seq 100); do mounted || break; sleep 0.1; done
   fi
 else
-  echo "apsim-clean.sh: $dir is a stale apsim mount; detaching it" >&2
+  pid=$(recorded_pid || true)
+  if [ -n "$pid" ] && is_daemon "$pid"; then
+    state=$(sed -n 's/^State:[[:space:]]*\([A-Z]\).*/\1/p' "/proc/$pid/status" 2>/dev/null || true)
+    why="daemon pid $pid does not answer"
+    [ "$state" = T ] && why="daemon pid $pid stopped"
+    echo "apsim-clean.sh: $dir is a hung apsim mount ($why); aborting its connection" >&2
+    conn=/sys/fs/fuse/connections/$(connection)
+    if [ -w "$conn/abort" ]; then echo 1 > "$conn/abort"; else umount -f "$dir" 2>/dev/null || true; fi
+    detach
+    kill -TERM "$pid" 2>/dev/null || true
+    kill -CONT "$pid" 2>/dev/null || true
+  else
+    echo "apsim-clean.sh: $dir is a stale apsim mount; detaching it" >&2
+  fi
 fi
 mounted && detach
 for _ in $(seq 50); do mounted || break; sleep 0.1; done

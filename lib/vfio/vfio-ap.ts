@@ -67,7 +67,7 @@ export interface VfioState {
 const apcbState = (c: Apcb): ApcbState => ({ apm: c.apm.toHex(), aqm: c.aqm.toHex(), adm: c.adm.toHex() })
 const apcbFrom = (c: ApcbState): Apcb => ({ apm: hex2mask(c.apm), aqm: hex2mask(c.aqm), adm: hex2mask(c.adm) })
 
-const UUID_RE = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/
+export const UUID_RE = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/
 
 /** The matrix formatter shared by `matrix` and `guest_matrix` (vfio_ap_mdev_matrix_show). */
 export function matrixText (apm: Mask, aqm: Mask, apmMax: number, aqmMax: number): string {

@@ -55,3 +55,20 @@ test.serial('apsim fault add/list/history/clear drive what a shell sees', async 
     await m.stop()
   }
 })
+
+// Reliability, attack 2: a rule of twenty `**` froze the whole mount on the next store.
+test.serial('a rule of twenty ** does not freeze the mount; the control tree answers and clears it', async t => {
+  requireFuse()
+  const m = await mountHost()
+  try {
+    const add = await apsim('fault', 'add', m.dir, 'write', `${'**a'.repeat(20)}b`, 'EIO')
+    t.is(add.code, 0, add.stderr)
+    const r = await m.sh('echo -5,-6 > bus/ap/apmask; cat bus/ap/apmask; cat kernel/debug/apsim/faults')
+    t.is(r.stderr, '')
+    t.is(r.stdout, `0xf9${'f'.repeat(62)}\n1 write ${'**a'.repeat(20)}b EIO hits=0\n`)
+    t.is((await apsim('fault', 'clear', m.dir)).code, 0)
+    t.is((await m.sh('cat kernel/debug/apsim/faults')).stdout, '')
+  } finally {
+    await m.stop()
+  }
+})

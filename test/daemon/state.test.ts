@@ -7,10 +7,9 @@
  */
 import test from 'ava'
 import { spawn } from 'node:child_process'
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
-import os from 'node:os'
+import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
-import { apsim, mountHost, requireFuse, type Mounted } from '../helpers/mount.js'
+import { apsim, isMounted, mountHost, requireFuse, snapshotOf, tmpDir, type Mounted } from '../helpers/mount.js'
 
 requireFuse()
 
@@ -20,26 +19,10 @@ const U2 = '8e5b9f3c-2d4a-4b6e-9c1f-0a7d3e5b8c21'
 const U3 = 'c0ffee00-1234-4abc-8def-0123456789ab'
 const M = 'devices/vfio_ap/matrix'
 
-const mounted = (dir: string): boolean =>
-  readFileSync('/proc/self/mountinfo', 'utf8').split('\n').some(l => l.split(' ')[4] === dir)
-
-/** A tmp dir for state files, removed after the test. */
-function tmpDir (t: { teardown: (fn: () => void) => void }): string {
-  const d = mkdtempSync(path.join(os.tmpdir(), 'apsim-state-'))
-  t.teardown(() => rmSync(d, { recursive: true, force: true }))
-  return d
-}
-
 async function ok (t: { is: (a: unknown, b: unknown, m?: string) => void }, m: Mounted, script: string): Promise<string> {
   const r = await m.sh(script)
   t.is(r.code, 0, `${script}: exit ${r.code}: ${r.stderr}`)
   t.is(r.stderr, '', script)
-  return r.stdout
-}
-
-const snapshot = async (m: Mounted): Promise<string> => {
-  const r = await apsim('snapshot', m.dir)
-  if (r.code !== 0) throw new Error(`apsim snapshot: ${r.stderr}`)
   return r.stdout
 }
 
@@ -61,12 +44,12 @@ test('a missing state file is written at once; every successful store rewrites i
   const m = await mountHost({ args: ['--state', file] })
   try {
     t.true(existsSync(file), 'written at mount time')
-    t.deepEqual(JSON.parse(readFileSync(file, 'utf8')), JSON.parse(await snapshot(m)))
+    t.deepEqual(JSON.parse(readFileSync(file, 'utf8')), JSON.parse(await snapshotOf(m)))
     t.false(existsSync(`${file}.tmp`))
     t.is((statSync(file).mode & 0o777), 0o600)
 
     await ok(t, m, 'echo -5 > bus/ap/apmask')
-    t.deepEqual(JSON.parse(readFileSync(file, 'utf8')), JSON.parse(await snapshot(m)), 'after a sysfs store')
+    t.deepEqual(JSON.parse(readFileSync(file, 'utf8')), JSON.parse(await snapshotOf(m)), 'after a sysfs store')
     t.regex(readFileSync(file, 'utf8'), /"apmask":"0xfbf{62}"/)
 
     const before = readFileSync(file, 'utf8')
@@ -76,7 +59,7 @@ test('a missing state file is written at once; every successful store rewrites i
     t.is(readFileSync(file, 'utf8'), before, 'refused stores leave the file alone')
 
     t.is((await apsim('lpar', m.dir, 'add-adapter', '9', 'CEX7', 'ep11')).code, 0)
-    t.deepEqual(JSON.parse(readFileSync(file, 'utf8')), JSON.parse(await snapshot(m)), 'after a control write')
+    t.deepEqual(JSON.parse(readFileSync(file, 'utf8')), JSON.parse(await snapshotOf(m)), 'after a control write')
     t.regex(readFileSync(file, 'utf8'), /"id":9,"type":"CEX7","mode":"ep11"/)
 
     const s = await apsim('status', m.dir)
@@ -105,19 +88,19 @@ test('SIGKILL right after writes loses nothing: mdevs, matrix, masks, guest_matr
     // The last store, then at once SIGKILL: the write returned, so the state is on disk.
     await ok(t, a, `echo 0x10 > ${M}/${U1}/assign_domain`)
     view = await ok(t, a, VIEW)
-    before = await snapshot(a)
+    before = await snapshotOf(a)
     await kill9(a)
   } finally {
     await a.stop()
   }
-  t.false(mounted(a.dir))
+  t.false(isMounted(a.dir))
   t.regex(view, new RegExp(`${U1}/guest_matrix:\n05.0004\n05.0010\n05.0047\n`), view)
   t.regex(view, new RegExp(`g1 ${U1}\n`))
 
   const b = await mountHost({ args: ['--state', file] })
   try {
     t.is(await ok(t, b, VIEW), view)
-    t.is(await snapshot(b), before, 'apsim snapshot is the same, byte for byte')
+    t.is(await snapshotOf(b), before, 'apsim snapshot is the same, byte for byte')
     t.regex(await b.dmesg(), new RegExp(`vfio_ap_mdev ${U1}: Adding to iommu group 0\n`), 'the kernel log survived')
     // The host goes on from there: the guest stops, a new mdev gets the next free group.
     t.is((await apsim('guest', 'stop', b.dir, 'g1')).code, 0)
@@ -175,7 +158,7 @@ test('apsim restore of an earlier snapshot brings the earlier state back, and th
   try {
     await ok(t, a, `echo -5 > bus/ap/apmask && echo ${U1} > ${M}/mdev_supported_types/vfio_ap-passthrough/create && echo 5 > ${M}/${U1}/assign_adapter`)
     earlyView = await ok(t, a, VIEW)
-    writeFileSync(early, await snapshot(a))
+    writeFileSync(early, await snapshotOf(a))
     await ok(t, a, `echo 4 > ${M}/${U1}/assign_domain && echo -6 > bus/ap/apmask && echo ${U2} > ${M}/mdev_supported_types/vfio_ap-passthrough/create`)
     t.is((await apsim('guest', 'start', a.dir, 'g1', U1)).code, 0)
     t.not(await ok(t, a, VIEW), earlyView)
@@ -183,7 +166,7 @@ test('apsim restore of an earlier snapshot brings the earlier state back, and th
     const r = await apsim('restore', a.dir, early)
     t.is(r.code, 0, r.stderr)
     t.is(await ok(t, a, VIEW), earlyView)
-    t.is(await snapshot(a), readFileSync(early, 'utf8'))
+    t.is(await snapshotOf(a), readFileSync(early, 'utf8'))
     t.deepEqual(JSON.parse(readFileSync(file, 'utf8')), JSON.parse(readFileSync(early, 'utf8')), 'the state file has the restored host')
     await kill9(a)
   } finally {
@@ -202,8 +185,8 @@ test('a corrupt state file: mount exits 1 with the reason, mounts nothing and le
   const cases: Array<[string, string, (f: string) => string]> = [
     ['not JSON', '{"format": "apsim-state", ', f => `apsim: state file ${f} is corrupt (not JSON: Expected double-quoted property name in JSON at position 26); not touching it\n`],
     ['not a state', '{"hello": 1}\n', f => `apsim: state file ${f} is not an apsim state (format apsim-state); not touching it\n`],
-    ['a bad version', '{"format": "apsim-state", "version": 7, "topology": {}}\n', f => `apsim: state file ${f} cannot be used (not an apsim state (format apsim-state, version 1)); not touching it\n`],
-    ['a bad topology', '{"format": "apsim-state", "version": 1, "topology": {"adapters": 5}}\n', f => `apsim: state file ${f} cannot be used (state topology: adapters: must be a list); not touching it\n`]
+    ['a bad version', '{"format": "apsim-state", "version": 7, "topology": {}}\n', f => `apsim: state file ${f} cannot be used (state: version: must be one of 1, got 7); not touching it\n`],
+    ['a bad topology', '{"format": "apsim-state", "version": 1, "topology": {"adapters": 5}}\n', f => `apsim: state file ${f} cannot be used (state: topology.adapters: must be a list); not touching it\n`]
   ]
   for (const [what, text, message] of cases) {
     const file = path.join(dir, `${what.replace(/ /g, '-')}.json`)
@@ -213,7 +196,7 @@ test('a corrupt state file: mount exits 1 with the reason, mounts nothing and le
       const r = await apsim('mount', mnt, '--state', file, ...(daemon ? ['--daemon'] : []))
       t.is(r.code, 1, `${what}${daemon ? ' --daemon' : ''}`)
       t.is(r.stderr.split('\n').filter(l => l.startsWith('apsim: ')).join('\n') + '\n', message(file), what)
-      t.false(mounted(mnt), what)
+      t.false(isMounted(mnt), what)
       t.is(readFileSync(file, 'utf8'), text, `${what}: the file was touched`)
     }
   }
@@ -225,7 +208,7 @@ test('a state file inside the mount is refused', async t => {
   const r = await apsim('mount', mnt, '--state', path.join(mnt, 'state.json'))
   t.is(r.code, 1)
   t.regex(r.stderr, new RegExp(`^apsim: the state file ${path.join(mnt, 'state.json')} is inside the mount ${mnt}; put it elsewhere$`, 'm'))
-  t.false(mounted(mnt))
+  t.false(isMounted(mnt))
 })
 
 test('mount --daemon --state boots from the file', async t => {

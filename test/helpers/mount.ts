@@ -101,8 +101,23 @@ process.on('exit', () => {
   }
 })
 
-const isMounted = (dir: string): boolean =>
+/** Whether something is mounted exactly at `dir`. */
+export const isMounted = (dir: string): boolean =>
   readFileSync('/proc/self/mountinfo', 'utf8').split('\n').some(l => l.split(' ')[4] === dir)
+
+/** A tmp dir (for state files, snapshots), removed after the test. */
+export function tmpDir (t: { teardown: (fn: () => void) => void }, prefix = 'apsim-state-'): string {
+  const d = mkdtempSync(path.join(os.tmpdir(), prefix))
+  t.teardown(() => rmSync(d, { recursive: true, force: true }))
+  return d
+}
+
+/** `apsim snapshot` of the mount: the `state` file's bytes. */
+export async function snapshotOf (m: Mounted): Promise<string> {
+  const r = await apsim('snapshot', m.dir)
+  if (r.code !== 0) throw new Error(`apsim snapshot: ${r.stderr}`)
+  return r.stdout
+}
 
 
 const sleep = async (ms: number): Promise<void> => await new Promise(resolve => setTimeout(resolve, ms))

@@ -11,7 +11,9 @@ export const STRERROR: Record<Errno, string> = {
   EADDRNOTAVAIL: 'Cannot assign requested address',
   EAGAIN: 'Resource temporarily unavailable',
   EBUSY: 'Device or resource busy',
+  EDQUOT: 'Disk quota exceeded',
   EEXIST: 'File exists',
+  EFBIG: 'File too large',
   EINTR: 'Interrupted system call',
   EINVAL: 'Invalid argument',
   EIO: 'Input/output error',
@@ -25,6 +27,7 @@ export const STRERROR: Record<Errno, string> = {
   EOPNOTSUPP: 'Operation not supported',
   EPERM: 'Operation not permitted',
   ERANGE: 'Numerical result out of range',
+  EROFS: 'Read-only file system',
   ETIMEDOUT: 'Connection timed out',
   EUSERS: 'Too many users'
 }

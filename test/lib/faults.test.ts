@@ -109,3 +109,42 @@ test('rule syntax: text round-trips, and every refusal says why', t => {
   t.is(h.faults.list().length, 1)
   t.is(code(() => new Host(defaultTopology()).faults.add({ op: 'write', path: 'x', delayMs: 1 })), 'EOPNOTSUPP')
 })
+
+// Reliability, attack 2: a glob of many `**` was a backtracking regex, exponential on a path
+// that almost matches; one store froze the daemon for minutes.
+test('glob matching is linear: twenty ** against a near miss, and a pathological big case', t => {
+  const f = new Faults()
+  f.add({ op: 'write', path: `${'**a'.repeat(20)}b`, errno: 'EIO' })
+  t.is(f.check('write', `${M}/assign_adapter`, '5\n'), undefined)
+  t.is(f.check('write', `${'a'.repeat(60)}/assign_adapter`, '5\n'), undefined)
+  t.is(f.check('write', `${'a/'.repeat(30)}ab`, '5\n')?.rule, 1)
+  // A 4 KiB pattern of stars (a whole control write) against a 4 KiB path, every operation.
+  const big = new Faults()
+  big.add({ op: 'any', path: `${'*?**/'.repeat(800)}x`, errno: 'EIO' })
+  for (let i = 0; i < 20; i++) t.is(big.check('read', `${'ab/'.repeat(1365)}y`), undefined)
+})
+
+test('glob matching agrees with the glob grammar on a table of cases', t => {
+  const f = new Faults()
+  const cases: Array<[string, string, boolean]> = [
+    ['devices/ap/*/online', 'devices/ap/card05/online', true],
+    ['devices/ap/*/online', 'devices/ap/card05/05.0004/online', false],
+    ['devices/ap/**/online', 'devices/ap/card05/05.0004/online', true],
+    ['devices/ap/**/online', 'devices/ap/online', false],
+    ['devices/ap/**online', 'devices/ap/online', true],
+    ['**', 'bus/ap/apmask', true],
+    ['*', 'bus/ap/apmask', false],
+    ['bus/ap/a?mask', 'bus/ap/apmask', true],
+    ['bus/ap/a?mask', 'bus/ap/a/mask', false],
+    ['bus/ap/*mask*', 'bus/ap/apmask', true],
+    ['bus/ap/***', 'bus/ap/x/y', true],
+    ['bus/ap/apmask', 'bus/ap/apmask2', false],
+    ['bus/.p/apmask', 'bus/ap/apmask', false],
+    ['bus/(ap)/apmask', 'bus/(ap)/apmask', true]
+  ]
+  for (const [glob, path, expected] of cases) {
+    const id = f.add({ op: 'read', path: glob, errno: 'EIO' }).id
+    t.is(f.check('read', path)?.rule === id, expected, `${glob} ~ ${path}`)
+    f.clear(id)
+  }
+})
