@@ -10,7 +10,7 @@ import { formatKlog } from './events.js'
 import { CONTROL_PATH, faultText, parseFaultSpec } from './faults.js'
 import { kstrtoull } from './parse.js'
 import { DirType, type DirNode, type Node } from './sysfs.js'
-import type { AdapterMode } from './topology.js'
+import { ADAPTER_TYPES, type AdapterMode } from './topology.js'
 import type { NewAdapter } from './ap/lpar.js'
 import type { Host } from './host.js'
 
@@ -24,11 +24,10 @@ export type LparCommand =
   | { op: 'configure' | 'checkstop', id: number, on: boolean }
   | { op: 'scan' }
 
-const TYPES = ['CEX4', 'CEX5', 'CEX6', 'CEX7', 'CEX8'] as const
 const MODES: readonly AdapterMode[] = ['accel', 'cca', 'ep11']
 
 export const LPAR_USAGE = [
-  'add-adapter ID TYPE MODE     TYPE: CEX4..CEX8 or a raw type number; MODE: accel, cca, ep11',
+  `add-adapter ID TYPE MODE     TYPE: ${ADAPTER_TYPES.join(', ')} or a raw type number; MODE: accel, cca, ep11`,
   'remove-adapter ID',
   'configure ID on|off',
   'checkstop ID on|off',
@@ -64,8 +63,9 @@ export function parseLparCommands (text: string): LparCommand[] {
         const mode = c as AdapterMode
         if (!MODES.includes(mode)) fail('EINVAL', `add-adapter: mode must be accel, cca or ep11, got ${JSON.stringify(c)}`)
         const adapter: NewAdapter = { id: id(a, 'adapter'), mode }
-        if ((TYPES as readonly string[]).includes(b)) adapter.type = b as NewAdapter['type']
-        else adapter.rawType = id(b, 'adapter type')
+        if (ADAPTER_TYPES.includes(b)) adapter.type = b as NewAdapter['type']
+        else if (/^[0-9]/.test(b)) adapter.rawType = id(b, 'adapter type')
+        else fail('EINVAL', `add-adapter: type must be one of ${ADAPTER_TYPES.join(', ')} or a raw type number, got ${JSON.stringify(b)}`)
         cmds.push({ op, adapter })
         break
       }
@@ -154,6 +154,7 @@ export function controlTree (host: Host): DirNode {
     },
     { name: 'state', mode: 0o400, limit: unbounded, show: h => JSON.stringify(h.snapshot(), null, 1) + '\n' },
     { name: 'restore', mode: 0o200, store: guarded(buf => host.restoreFrom(buf.replace(/\0.*$/s, '').replace(/\n$/, ''))) },
+    { name: 'reset', mode: 0o200, store: guarded(buf => host.resetFrom(buf.replace(/\0.*$/s, '').replace(/\n$/, ''))) },
     {
       name: 'faults',
       mode: 0o600,

@@ -77,6 +77,8 @@ export class Host {
 
   /** The machine as booted (a restore replaces it with the snapshot's). */
   topology: Topology
+  /** The whole host as it booted: what `reset()` goes back to. */
+  private booted: HostState
 
   constructor (topology: Topology, private readonly opts: HostOptions = {}) {
     this.topology = topology
@@ -94,6 +96,7 @@ export class Host {
     this.uevents.subscribe(u => { if (u.action === 'remove') this.model?.power.delete(u.devpath) })
     this.root = { kind: 'dir', entries: () => this.model.tree.entries(), lookup: name => this.model.tree.lookup(name) }
     this.fs = new Sysfs(this.root, undefined, this.faults)
+    this.booted = this.snapshot()
   }
 
   get bus (): ApBus { return this.model.bus }
@@ -362,11 +365,29 @@ export class Host {
     this.restore(state)
   }
 
-  /** A host booted from a snapshot. */
+  /** A host booted from a snapshot; `reset()` goes back to it. */
   static fromState (state: HostState, opts: HostOptions = {}): Host {
     if (state === null || typeof state !== 'object' || state.format !== 'apsim-state') fail('EINVAL', 'not an apsim state')
     const host = new Host(topologyFrom(state.topology, 'state topology'), opts)
     host.restore(state)
+    host.booted = host.snapshot()
     return host
+  }
+
+  /**
+   * A test fixture's reset: the whole host back to the state it booted in (or to `state`),
+   * with no fault rules and an empty fault history. A snapshot that does not fit changes nothing.
+   */
+  reset (state: HostState = this.booted): void {
+    this.restore(state)
+    this.faults.reset()
+  }
+
+  /** `reset` in the control tree: `1` for the state the host booted in, else the path of a snapshot file. */
+  resetFrom (arg: string): void {
+    if (arg === '1') return this.reset()
+    if (!arg.startsWith('/')) fail('EINVAL', `expected 1 or the absolute path of a snapshot file, got ${JSON.stringify(arg)}`)
+    this.restoreFrom(arg)
+    this.faults.reset()
   }
 }
