@@ -27,7 +27,7 @@ export type LparCommand =
 const MODES: readonly AdapterMode[] = ['accel', 'cca', 'ep11']
 
 export const LPAR_USAGE = [
-  `add-adapter ID TYPE MODE     TYPE: ${ADAPTER_TYPES.join(', ')} or a raw type number; MODE: accel, cca, ep11`,
+  'add-adapter ID TYPE MODE     TYPE: CEX4..CEX8 or a raw type number; MODE: accel, cca, ep11',
   'remove-adapter ID',
   'configure ID on|off',
   'checkstop ID on|off',
