@@ -8,7 +8,7 @@ import test from 'ava'
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
-import { apsim, CLI, mountHost, requireFuse, RUN_DIR, withHost } from '../helpers/mount.js'
+import { apsim, CLI, mountHost, requireFuse, run, type ShResult, withHost } from '../helpers/mount.js'
 
 const APSIM = `"${process.execPath}" "${CLI}"`
 const ALL = '0x' + 'f'.repeat(64) + '\n'
@@ -91,21 +91,21 @@ test('dmesg -w and events -f end on a closed pipe even when nothing new comes', 
 test('--daemon log files go with their mount', async t => {
   requireFuse()
   const tmp = mkdtempSync(path.join(os.tmpdir(), 'apsim-logs-'))
-  const logs = (): string[] => existsSync(RUN_DIR) ? readdirSync(RUN_DIR).filter(f => f.startsWith('sys-') && f.endsWith('.log')) : []
-  const before = logs()
+  const runDir = path.join(tmp, 'run') // this test's own /run/apsim
+  const cli = async (...args: string[]): Promise<ShResult> => await run(process.execPath, [CLI, ...args], { cwd: '/', env: { ...process.env, APSIM_RUN_DIR: runDir } })
   try {
     for (let i = 0; i < 3; i++) {
       const dir = path.join(tmp, String(i), 'sys')
-      const up = await apsim('mount', dir, '--daemon')
+      const up = await cli('mount', dir, '--daemon')
       t.is(up.code, 0, up.stderr)
-      const status = JSON.parse((await apsim('status', dir, '--json')).stdout) as { logFile: string }
-      t.true(existsSync(status.logFile))
+      const status = JSON.parse((await cli('status', dir, '--json')).stdout) as { logFile: string }
+      t.is(path.dirname(status.logFile), runDir)
       t.regex(readFileSync(status.logFile, 'utf8'), /"msg":"mounted"/, 'the daemon log keeps its info lines')
-      const down = await apsim('umount', dir)
+      const down = await cli('umount', dir)
       t.is(down.code, 0, down.stderr)
       t.false(existsSync(status.logFile), 'removed with the mount')
     }
-    t.deepEqual(logs(), before)
+    t.deepEqual(readdirSync(runDir), [])
   } finally {
     rmSync(tmp, { recursive: true, force: true })
   }
