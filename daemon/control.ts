@@ -121,8 +121,9 @@ export function parseRecords<T> (text: string, what: string): T[] {
  * Whether standard output is a pipe nobody reads any more. A write would say so (EPIPE), but
  * a follower may have nothing to write for a long time, and a zero-byte write always succeeds:
  * so look for a process holding the pipe's read end (in /proc/PID/fd and fdinfo's access mode).
- * The reader found is remembered, and the whole of /proc is searched again only once it is gone.
- * Where another user's descriptors cannot be seen, the pipe may have a reader: never "gone".
+ * The reader found is remembered, and /proc is searched again only once it is gone. Another
+ * user's process in this process group (`| sudo tee`) cannot be looked into: it counts as a
+ * reader while it lives.
  */
 function pipeReaderWatch (fd = 1): () => boolean {
   let pipe: string
@@ -132,26 +133,36 @@ function pipeReaderWatch (fd = 1): () => boolean {
   } catch {
     return () => false
   }
-  let known: string | undefined
+  const pgrp = (pid: string): string | undefined => /\) \S+ \d+ (\d+) /.exec(readFileSync(`/proc/${pid}/stat`, 'utf8'))?.[1]
+  const ownGroup = pgrp('self')
   const reads = (link: string): boolean => {
     if (readlinkSync(link) !== pipe) return false
     const flags = /^flags:\s+([0-7]+)/m.exec(readFileSync(link.replace('/fd/', '/fdinfo/'), 'utf8'))
     return flags !== null && (parseInt(flags[1], 8) & O_ACCMODE) !== O_WRONLY
   }
-  return () => {
-    try { if (known !== undefined && reads(known)) return false } catch { /* it went away */ }
-    known = undefined
-    let hidden = false
+  /** The reader found last time: whether it still is one. */
+  let known: (() => boolean) | undefined
+  const search = (): (() => boolean) | undefined => {
     for (const pid of readdirSync('/proc')) {
       if (!/^[0-9]+$/.test(pid)) continue
       let fds: string[]
-      try { fds = readdirSync(`/proc/${pid}/fd`) } catch (e) { if (errCode(e) === 'EACCES') hidden = true; continue }
+      try {
+        fds = readdirSync(`/proc/${pid}/fd`)
+      } catch (e) {
+        try { if (errCode(e) === 'EACCES' && pgrp(pid) === ownGroup) return () => pgrp(pid) === ownGroup } catch { /* gone */ }
+        continue
+      }
       for (const n of fds) {
         const link = `/proc/${pid}/fd/${n}`
-        try { if (reads(link)) { known = link; return false } } catch { /* closed meanwhile */ }
+        try { if (reads(link)) return () => reads(link) } catch { /* closed meanwhile */ }
       }
     }
-    return !hidden
+    return undefined
+  }
+  return () => {
+    try { if (known?.() === true) return false } catch { /* it went away */ }
+    known = search()
+    return known === undefined
   }
 }
 
