@@ -7,7 +7,7 @@
  * the control-file client daemon/control.ts.
  */
 import { spawn } from 'node:child_process'
-import { closeSync, existsSync, openSync, promises as fsp, readdirSync, readFileSync } from 'node:fs'
+import { closeSync, existsSync, fstatSync, openSync, promises as fsp, readdirSync, readFileSync } from 'node:fs'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { Command, CommanderError, Option } from 'commander'
@@ -30,6 +30,8 @@ const VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.me
 
 /** Info lines go to stderr on a terminal, elsewhere only when asked (--verbose). */
 const chatty = (f: { verbose?: boolean }): boolean => f.verbose === true || process.stderr.isTTY
+/** Whether stderr is a regular file: a log file someone keeps (`2>>log`, `apsim run --log F`). */
+const stderrIsLogFile = (): boolean => { try { return fstatSync(2).isFile() } catch { return false } }
 
 interface MountFlags {
   topology?: string
@@ -53,8 +55,8 @@ async function mountCommand (dirArg: string, f: MountFlags): Promise<void> {
     kernel: f.kernel,
     state: f.state === undefined ? undefined : path.resolve(f.state),
     allowOther: f.allowOther,
-    // The daemon's log file gets info lines; a foreground mount's stderr only on a terminal or when asked.
-    logLevel: f.logLevel ?? (f.daemon === true || chatty(f) ? 'info' : 'warn'),
+    // A log file (--daemon's, or stderr sent to one) gets info lines; a pipe only when asked.
+    logLevel: f.logLevel ?? (f.daemon === true || chatty(f) || stderrIsLogFile() ? 'info' : 'warn'),
     logFormat: f.logFormat,
     pidFile: f.pidFile === undefined ? undefined : path.resolve(f.pidFile)
   }

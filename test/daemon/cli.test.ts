@@ -63,6 +63,17 @@ test('a foreground mount says nothing on a stderr that is not a terminal, unless
   }
   t.regex(verbose.log(), /"msg":"mounted"/)
   t.regex(verbose.log(), /"store":"\/bus\/ap\/apmask","data":"-5\\n","result":"ok"/)
+
+  // A log file is asked for: `apsim run --log F` keeps every store.
+  const tmp = mkdtempSync(path.join(os.tmpdir(), 'apsim-runlog-'))
+  try {
+    const log = path.join(tmp, 'daemon.log')
+    const r = await apsim('run', '--env-only', '--log', log, '--', 'sh', '-c', 'echo -5 > "$APSIM_ROOT/bus/ap/apmask"')
+    t.is(r.code, 0, r.stderr)
+    t.regex(readFileSync(log, 'utf8'), /"store":"\/bus\/ap\/apmask","data":"-5\\n","result":"ok"/)
+  } finally {
+    rmSync(tmp, { recursive: true, force: true })
+  }
 })
 
 test('apsim record prints its summary line only with --verbose off a terminal', withHost(async (t, m) => {
