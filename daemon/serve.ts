@@ -25,6 +25,7 @@ export interface ServeOptions {
   allowOther?: boolean
   logLevel?: string
   logFormat?: LogFormat
+  /** --daemon's log file (the daemon's stderr): removed when the daemon ends cleanly. */
   logFile?: string
   /** The state file: boot from it if it exists, keep it up to date after every store. */
   state?: string
