@@ -66,7 +66,7 @@ export class Host {
   readonly uevents: UeventLog
   /** Fault rules for users' error-handling tests; every injection is also an `apsim` event. */
   readonly faults: Faults
-  /** The `/sys` root; it follows the model across restores. */
+  /** @internal The `/sys` root; it follows the model across restores. */
   readonly root: DirNode
   private model: Model
   private readonly fs: Sysfs
@@ -99,7 +99,9 @@ export class Host {
     this.booted = this.snapshot()
   }
 
+  /** @internal The model, for the daemon and the tests; not part of the library API. */
   get bus (): ApBus { return this.model.bus }
+  /** @internal */
   get vfio (): VfioAp | undefined { return this.model.vfio }
 
   private boot (topology: Topology): Model {
@@ -383,7 +385,7 @@ export class Host {
     this.faults.reset()
   }
 
-  /** `reset` in the control tree: `1` for the state the host booted in, else the path of a snapshot file. */
+  /** @internal `reset` in the control tree: `1` for the state the host booted in, else the path of a snapshot file. */
   resetFrom (arg: string): void {
     if (arg === '1') return this.reset()
     if (!arg.startsWith('/')) fail('EINVAL', `expected 1 or the absolute path of a snapshot file, got ${JSON.stringify(arg)}`)
