@@ -7,10 +7,10 @@
  * the control-file client daemon/control.ts.
  */
 import { spawn } from 'node:child_process'
-import { closeSync, existsSync, openSync, promises as fsp, readdirSync, readFileSync } from 'node:fs'
+import { closeSync, existsSync, fstatSync, openSync, promises as fsp, readdirSync, readFileSync } from 'node:fs'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { Command, Option } from 'commander'
+import { Command, CommanderError, Option } from 'commander'
 import type { ServeOptions } from './serve.js'
 import type { RunOptions } from './run.js'
 import {
@@ -26,6 +26,12 @@ import {
 } from './control.js'
 
 const CLI = fileURLToPath(import.meta.url)
+const VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version
+
+/** Info lines go to stderr on a terminal, elsewhere only when asked (--verbose). */
+const chatty = (f: { verbose?: boolean }): boolean => f.verbose === true || process.stderr.isTTY
+/** Whether stderr is a regular file: a log file someone keeps (`2>>log`, `apsim run --log F`). */
+const stderrIsLogFile = (): boolean => { try { return fstatSync(2).isFile() } catch { return false } }
 
 interface MountFlags {
   topology?: string
@@ -37,6 +43,7 @@ interface MountFlags {
   daemon?: boolean
   logLevel?: string
   logFormat?: LogFormat
+  verbose?: boolean
 }
 
 async function mountCommand (dirArg: string, f: MountFlags): Promise<void> {
@@ -48,7 +55,8 @@ async function mountCommand (dirArg: string, f: MountFlags): Promise<void> {
     kernel: f.kernel,
     state: f.state === undefined ? undefined : path.resolve(f.state),
     allowOther: f.allowOther,
-    logLevel: f.logLevel,
+    // A log file (--daemon's, or stderr sent to one) gets info lines; a pipe only when asked.
+    logLevel: f.logLevel ?? (f.daemon === true || chatty(f) || stderrIsLogFile() ? 'info' : 'warn'),
     logFormat: f.logFormat,
     pidFile: f.pidFile === undefined ? undefined : path.resolve(f.pidFile)
   }
@@ -336,18 +344,28 @@ async function snapshotCommand (dirArg: string): Promise<void> {
   process.stdout.write(await controlRead(await openControl(dirArg), 'state'))
 }
 
-async function restoreCommand (dirArg: string, file: string): Promise<void> {
-  const c = await openControl(dirArg)
+/** The absolute path of a snapshot file the daemon is to read, checked readable first. */
+async function snapshotPath (file: string): Promise<string> {
   const abs = path.resolve(file)
   try {
     await fsp.access(abs, fsp.constants.R_OK)
   } catch (e) {
     throw new UserError(`cannot read ${file}: ${(e as Error).message}`)
   }
-  await controlWrite(c, 'restore', abs + '\n')
+  return abs
 }
 
-async function recordCommand (rootArg: string, f: { json?: boolean, output?: string }): Promise<void> {
+async function restoreCommand (dirArg: string, file: string): Promise<void> {
+  const c = await openControl(dirArg)
+  await controlWrite(c, 'restore', await snapshotPath(file) + '\n')
+}
+
+async function resetCommand (dirArg: string, file: string | undefined): Promise<void> {
+  const c = await openControl(dirArg)
+  await controlWrite(c, 'reset', file === undefined ? '1\n' : await snapshotPath(file) + '\n')
+}
+
+async function recordCommand (rootArg: string, f: { json?: boolean, output?: string, verbose?: boolean }): Promise<void> {
   const { recordTopology, RecordError } = await import('../lib/record.js')
   const { TopologyError } = await import('../lib/topology.js')
   const root = path.resolve(rootArg)
@@ -367,7 +385,7 @@ async function recordCommand (rootArg: string, f: { json?: boolean, output?: str
     progress.end()
   }
   const adapters = (recorded.topology.adapters as unknown[] | undefined)?.length ?? 0
-  createLogger().info({ root, ms: Date.now() - t0, adapters }, `recorded ${adapters} adapters from ${root} in ${Date.now() - t0} ms`)
+  if (chatty(f)) createLogger().info({ root, ms: Date.now() - t0, adapters }, `recorded ${adapters} adapters from ${root} in ${Date.now() - t0} ms`)
   for (const n of recorded.notes) process.stderr.write(`apsim: note: ${n}\n`)
   const text = f.json === true ? JSON.stringify(recorded.topology, null, 2) + '\n' : await topologyYaml(recorded.topology, root)
   if (f.output === undefined) { process.stdout.write(text); return }
@@ -393,10 +411,16 @@ async function topologyYaml (topology: Record<string, unknown>, root: string): P
   return doc.toString({ lineWidth: 0, flowCollectionPadding: true })
 }
 
+const verbose = (): Option => new Option('-v, --verbose', 'info lines on stderr even when it is not a terminal')
+
 const program = new Command('apsim')
   .description('A FUSE simulation of the Linux s390 AP bus sysfs (bus/ap, devices/ap, vfio_ap)')
+  .version(VERSION)
   .showHelpAfterError()
   .enablePositionalOptions() // `apsim run --topology F -- CMD --its-own-options`
+  // Usage errors (unknown command or option, missing argument) exit 2, as coreutils do; the
+  // subcommands defined below inherit this.
+  .exitOverride((e: CommanderError) => { process.exit(e.exitCode === 0 ? 0 : 2) })
 
 program.command('mount')
   .description('mount the simulated sysfs at DIR (DIR plays /sys); foreground unless --daemon')
@@ -408,7 +432,8 @@ program.command('mount')
   .option('--topology-if-exists <file>', 'the topology FILE if it exists, else the default (for unit files)')
   .option('--daemon', 'run in the background; return once the mount is ready')
   .option('--pid-file <file>', "write the daemon's pid to FILE once the mount is ready (systemd's PIDFile=); removed on exit")
-  .addOption(new Option('--log-level <level>', 'log level').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'))
+  .addOption(new Option('--log-level <level>', 'log level (default: info on a terminal, with --daemon or --verbose; else warn)').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']))
+  .addOption(verbose())
   .addOption(new Option('--log-format <format>', 'log format (default: pretty on a terminal, else json)').choices(['json', 'pretty']))
   .action(mountCommand)
 
@@ -508,11 +533,17 @@ program.command('restore')
   .argument('<dir>').argument('<file>')
   .action(restoreCommand)
 
+program.command('reset')
+  .description('a test fixture\'s reset: the whole host back to the state it booted in (or to SNAPSHOT), no fault rules')
+  .argument('<dir>').argument('[snapshot]', 'a snapshot file (apsim snapshot DIR > FILE)')
+  .action(resetCommand)
+
 program.command('record')
   .description('write a topology file (YAML) describing the AP bus of a real host\'s sysfs tree ROOT (e.g. /sys)')
   .argument('<root>')
   .option('--json', 'write JSON instead of YAML')
   .option('-o, --output <file>', 'write to FILE instead of standard output')
+  .addOption(verbose())
   .action(recordCommand)
 
 program.command('run')

@@ -3,10 +3,11 @@
  * files (`DIR/kernel/debug/apsim/`), so the CLI, the control tree and the library API stay one
  * thing. Also the record formats (udevadm-like uevents, dmesg) and the follow loop.
  */
-import { constants, promises as fsp } from 'node:fs'
+import { constants, fstatSync, promises as fsp, readdirSync, readFileSync, readlinkSync } from 'node:fs'
 import path from 'node:path'
 import { CONTROL_PATH, type GuestInfo } from '../lib/control.js'
 import { formatKlog, type KlogRecord, type Uevent } from '../lib/events.js'
+import { O_ACCMODE, O_WRONLY } from '../lib/sysfs.js'
 import { canonicalDir, errCode, mountAt, readAll, sleep, UserError, FSTYPE } from './runtime.js'
 
 /** One control write is one store: at most a page. */
@@ -117,8 +118,58 @@ export function parseRecords<T> (text: string, what: string): T[] {
 }
 
 /**
+ * Whether standard output is a pipe nobody reads any more. A write would say so (EPIPE), but
+ * a follower may have nothing to write for a long time, and a zero-byte write always succeeds:
+ * so look for a process holding the pipe's read end (in /proc/PID/fd and fdinfo's access mode).
+ * The reader found is remembered, and /proc is searched again only once it is gone. Another
+ * user's process in this process group (`| sudo tee`) cannot be looked into: it counts as a
+ * reader while it lives.
+ */
+function pipeReaderWatch (fd = 1): () => boolean {
+  let pipe: string
+  try {
+    if (!fstatSync(fd).isFIFO()) return () => false
+    pipe = readlinkSync(`/proc/self/fd/${fd}`)
+  } catch {
+    return () => false
+  }
+  const pgrp = (pid: string): string | undefined => /\) \S+ \d+ (\d+) /.exec(readFileSync(`/proc/${pid}/stat`, 'utf8'))?.[1]
+  const ownGroup = pgrp('self')
+  const reads = (link: string): boolean => {
+    if (readlinkSync(link) !== pipe) return false
+    const flags = /^flags:\s+([0-7]+)/m.exec(readFileSync(link.replace('/fd/', '/fdinfo/'), 'utf8'))
+    return flags !== null && (parseInt(flags[1], 8) & O_ACCMODE) !== O_WRONLY
+  }
+  /** The reader found last time: whether it still is one. */
+  let known: (() => boolean) | undefined
+  const search = (): (() => boolean) | undefined => {
+    for (const pid of readdirSync('/proc')) {
+      if (!/^[0-9]+$/.test(pid)) continue
+      let fds: string[]
+      try {
+        fds = readdirSync(`/proc/${pid}/fd`)
+      } catch (e) {
+        try { if (errCode(e) === 'EACCES' && pgrp(pid) === ownGroup) return () => pgrp(pid) === ownGroup } catch { /* gone */ }
+        continue
+      }
+      for (const n of fds) {
+        const link = `/proc/${pid}/fd/${n}`
+        try { if (reads(link)) return () => reads(link) } catch { /* closed meanwhile */ }
+      }
+    }
+    return undefined
+  }
+  return () => {
+    try { if (known?.() === true) return false } catch { /* it went away */ }
+    known = search()
+    return known === undefined
+  }
+}
+
+/**
  * Prints the records of a JSON-lines control file; with `follow`, then polls it and prints
- * each newer record (by seq) until a signal, a closed stdout or the mount going away.
+ * each newer record (by seq) until a signal, a closed stdout (even while nothing new comes)
+ * or the mount going away.
  */
 export async function showRecords<T extends { seq: number }> (
   c: Control, name: string, follow: boolean, print: (records: T[]) => void
@@ -143,8 +194,10 @@ export async function showRecords<T extends { seq: number }> (
   if (first !== undefined) print(first)
   if (!follow) return
   for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(sig, () => process.exit(0))
+  const readerGone = pipeReaderWatch()
   for (;;) {
     await sleep(FOLLOW_INTERVAL_MS)
+    if (readerGone()) process.exit(0)
     if (!await stillMounted(c)) break
     const fresh = await take()
     if (fresh === undefined) break

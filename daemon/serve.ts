@@ -28,6 +28,7 @@ export interface ServeOptions {
   allowOther?: boolean
   logLevel?: string
   logFormat?: LogFormat
+  /** --daemon's log file (the daemon's stderr): removed when the daemon ends cleanly. */
   logFile?: string
   /** The state file: boot from it if it exists, keep it up to date after every store. */
   state?: string
@@ -285,6 +286,13 @@ export async function serve (dirArg: string, o: ServeOptions, ready: (dir: strin
     mounted = false
     process.exit(1)
   }
+  // A clean end takes the runtime record and the --daemon log file along (a crash leaves the
+  // log for its post-mortem): a test suite mounting 80 fixtures does not leave 80 files.
+  const cleanExit = (): never => {
+    removeRecord(dir, process.pid)
+    if (o.logFile !== undefined) { try { unlinkSync(o.logFile) } catch { /* gone already */ } }
+    process.exit(0)
+  }
   process.on('uncaughtException', crash('uncaught exception'))
   process.on('unhandledRejection', crash('unhandled rejection'))
   // A signal while mounting is served once the mount is up.
@@ -321,9 +329,8 @@ export async function serve (dirArg: string, o: ServeOptions, ready: (dir: strin
       fusermountSync(dir)
     }
     mounted = false
-    removeRecord(dir, process.pid)
     log.info('unmounted')
-    process.exit(0)
+    cleanExit()
   }
   if (pending !== undefined) { void stop(pending); return { dir, fuse, host } }
 
@@ -338,8 +345,7 @@ export async function serve (dirArg: string, o: ServeOptions, ready: (dir: strin
         log.info('the mount was removed from outside; exiting')
         mounted = false
         stopping = true
-        removeRecord(dir, process.pid)
-        process.exit(0)
+        cleanExit()
       }
     }, () => {})
   }, 500).unref()

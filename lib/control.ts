@@ -11,7 +11,7 @@ import { CONTROL_PATH, faultText, parseFaultSpec } from './faults.js'
 import { kstrtoull } from './parse.js'
 import { stateText } from './state.js'
 import { DirType, type DirNode, type Node, type StoreResult } from './sysfs.js'
-import type { AdapterMode } from './topology.js'
+import { ADAPTER_TYPES, type AdapterMode } from './topology.js'
 import type { NewAdapter } from './ap/lpar.js'
 import type { Host } from './host.js'
 
@@ -25,7 +25,6 @@ export type LparCommand =
   | { op: 'configure' | 'checkstop', id: number, on: boolean }
   | { op: 'scan' }
 
-const TYPES = ['CEX4', 'CEX5', 'CEX6', 'CEX7', 'CEX8'] as const
 const MODES: readonly AdapterMode[] = ['accel', 'cca', 'ep11']
 
 export const LPAR_USAGE = [
@@ -65,8 +64,9 @@ export function parseLparCommands (text: string): LparCommand[] {
         const mode = c as AdapterMode
         if (!MODES.includes(mode)) fail('EINVAL', `add-adapter: mode must be accel, cca or ep11, got ${JSON.stringify(c)}`)
         const adapter: NewAdapter = { id: id(a, 'adapter'), mode }
-        if ((TYPES as readonly string[]).includes(b)) adapter.type = b as NewAdapter['type']
-        else adapter.rawType = id(b, 'adapter type')
+        if (ADAPTER_TYPES.includes(b)) adapter.type = b as NewAdapter['type']
+        else if (/^[0-9]/.test(b)) adapter.rawType = id(b, 'adapter type')
+        else fail('EINVAL', `add-adapter: type must be one of ${ADAPTER_TYPES.join(', ')} or a raw type number, got ${JSON.stringify(b)}`)
         cmds.push({ op, adapter })
         break
       }
@@ -158,6 +158,7 @@ export function controlTree (host: Host): DirNode {
     },
     { name: 'state', mode: 0o400, limit: unbounded, show: h => stateText(h.snapshot()) },
     { name: 'restore', mode: 0o200, store: guarded(buf => host.restoreFrom(buf.replace(/\0.*$/s, '').replace(/\n$/, ''))) },
+    { name: 'reset', mode: 0o200, store: guarded(buf => host.resetFrom(buf.replace(/\0.*$/s, '').replace(/\n$/, ''))) },
     {
       name: 'faults',
       mode: 0o600,

@@ -134,6 +134,14 @@ export class Faults {
 
   history (): Injection[] { return [...this.injected] }
 
+  /** As on a fresh host: no rules, no history, ids from 1 again. */
+  reset (): void {
+    this.rules.length = 0
+    this.injected.length = 0
+    this.nextId = 1
+    this.seq = 0
+  }
+
   /** The rule that fires for this operation, if any (and counts it). */
   check (op: FaultOp, path: string, data?: string): Injection | undefined {
     const p = path.replace(/^\/+/, '')

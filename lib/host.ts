@@ -67,7 +67,7 @@ export class Host {
   readonly uevents: UeventLog
   /** Fault rules for users' error-handling tests; every injection is also an `apsim` event. */
   readonly faults: Faults
-  /** The `/sys` root; it follows the model across restores. */
+  /** @internal The `/sys` root; it follows the model across restores. */
   readonly root: DirNode
   private model: Model
   private readonly fs: Sysfs
@@ -84,6 +84,8 @@ export class Host {
 
   /** The machine as booted (a restore replaces it with the snapshot's). */
   topology: Topology
+  /** The whole host as it booted: what `reset()` goes back to. */
+  private booted: HostState
 
   constructor (topology: Topology, private readonly opts: HostOptions = {}) {
     this.topology = topology
@@ -101,9 +103,12 @@ export class Host {
     this.uevents.subscribe(u => { if (u.action === 'remove') this.model?.power.delete(u.devpath) })
     this.root = { kind: 'dir', entries: () => this.model.tree.entries(), lookup: name => this.model.tree.lookup(name) }
     this.fs = new Sysfs(this.root, undefined, this.faults)
+    this.booted = this.snapshot()
   }
 
+  /** @internal The model, for the daemon and the tests; not part of the library API. */
   get bus (): ApBus { return this.model.bus }
+  /** @internal */
   get vfio (): VfioAp | undefined { return this.model.vfio }
 
   private boot (topology: Topology): Model {
@@ -371,11 +376,28 @@ export class Host {
     this.restore(state as HostState)
   }
 
-  /** A host booted from a snapshot. */
+  /** A host booted from a snapshot; `reset()` goes back to it. */
   static fromState (state: HostState, opts: HostOptions = {}): Host {
     const s = parseHostState(state)
     const host = new Host(topologyFrom(s.topology, 'state topology'), opts)
     host.restore(s)
+    host.booted = host.snapshot()
     return host
+  }
+
+  /**
+   * A test fixture's reset: the whole host back to the state it booted in (or to `state`),
+   * with no fault rules and an empty fault history. A snapshot that does not fit changes nothing.
+   */
+  reset (state: HostState = this.booted): void {
+    this.restore(state)
+    this.faults.reset()
+  }
+
+  /** @internal `reset` in the control tree: `1` for the state the host booted in, else the path of a snapshot file. */
+  resetFrom (arg: string): Promise<void> | undefined {
+    if (arg === '1') { this.reset(); return undefined }
+    if (!arg.startsWith('/')) fail('EINVAL', `expected 1 or the absolute path of a snapshot file, got ${JSON.stringify(arg)}`)
+    return this.restoreFrom(arg).then(() => { this.faults.reset() })
   }
 }

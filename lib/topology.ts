@@ -51,6 +51,8 @@ export class TopologyError extends Error {
 }
 
 const TYPE_NAMES: Record<string, number> = { CEX4: 10, CEX5: 11, CEX6: 12, CEX7: 13, CEX8: 14 }
+/** The adapter type names a topology (and `add-adapter`) accepts; other types by raw number. */
+export const ADAPTER_TYPES: readonly string[] = Object.keys(TYPE_NAMES)
 /** Synthetic facility words for each mode (APSC|APXA plus the mode bit and its functions). */
 export const DEFAULT_FUNCTIONS: Record<AdapterMode, number> = {
   cca: 0x92800000,
@@ -117,7 +119,7 @@ function readAdapter (r: Reader, v: unknown, field: string): AdapterSpec {
     if (o.type !== undefined) r.fail(`${field}.raw_type`, 'give either type or raw_type, not both')
     rawType = r.int(o.raw_type, `${field}.raw_type`, 1, 255)
   } else {
-    rawType = TYPE_NAMES[r.oneOf(o.type, `${field}.type`, Object.keys(TYPE_NAMES))]
+    rawType = TYPE_NAMES[r.oneOf(o.type, `${field}.type`, ADAPTER_TYPES)]
   }
   const mode = r.oneOf(o.mode, `${field}.mode`, ['accel', 'cca', 'ep11'] as const)
   const functions = o.functions === undefined ? DEFAULT_FUNCTIONS[mode] : r.int(o.functions, `${field}.functions`, 0, 0xffffffff)

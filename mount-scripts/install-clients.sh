@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the real client tools the integration tests run against apsim, from Debian
 # packages, as root: mdevctl, libvirt (libvirtd with its nodedev driver, and virsh), udev
-# (udevadm), systemd (systemd-analyze), pyudev (a libudev client in Python). Only what is missing; safe to run concurrently (one
+# (udevadm), systemd (systemd-analyze), pyudev (a libudev client in Python), and what runs the
+# README's fixture recipes (pytest, go). Only what is missing; safe to run concurrently (one
 # apt at a time) and again. `bash mount-scripts/setup.sh --clients` runs it; so do the tests.
 set -euo pipefail
 
@@ -13,6 +14,8 @@ missing () {
   command -v udevadm >/dev/null || need+=(udev)
   command -v systemd-analyze >/dev/null || need+=(systemd)
   [ -d /usr/lib/python3/dist-packages/pyudev ] || need+=(python3-pyudev)
+  /usr/bin/python3 -c 'import pytest' 2>/dev/null || need+=(python3-pytest)
+  command -v go >/dev/null || need+=(golang-go)
 }
 
 missing

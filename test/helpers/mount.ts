@@ -50,6 +50,8 @@ export interface MountHostOptions {
   args?: string[]
   /** Mount at this directory instead of a fresh tmp dir (which `stop` then leaves in place). */
   dir?: string
+  /** `--log-level` (default info, or $APSIM_TEST_LOG_LEVEL); false: none, the CLI's own default. */
+  logLevel?: string | false
 }
 
 /** Throws unless the tests can mount: root, /dev/fuse, fusermount. Tests must fail, not skip. */
@@ -143,7 +145,8 @@ export async function mountHost (opts: MountHostOptions = {}): Promise<Mounted> 
   requireFuse()
   const tmp = mkdtempSync(path.join(os.tmpdir(), 'apsim-test-'))
   const dir = opts.dir !== undefined ? path.resolve(opts.dir) : path.join(tmp, 'sys')
-  const args = ['mount', dir, '--log-format', 'json', '--log-level', process.env.APSIM_TEST_LOG_LEVEL ?? 'info']
+  const level = opts.logLevel ?? process.env.APSIM_TEST_LOG_LEVEL ?? 'info'
+  const args = ['mount', dir, '--log-format', 'json', ...(level === false ? [] : ['--log-level', level])]
   opts = withKernel(opts)
   if (opts.topologyYaml !== undefined) {
     const file = path.join(tmp, 'topology.yaml')
