@@ -25,7 +25,7 @@ test('the tarball holds what runs, and no tests, bench or CI', async t => {
   const r = await npm(ROOT, 'pack', '--dry-run', '--json', '--ignore-scripts')
   t.is(r.code, 0, r.stderr)
   const files = (JSON.parse(r.stdout) as Array<{ files: Array<{ path: string, mode: number }> }>)[0].files.map(f => f.path).sort()
-  const allowed = /^(README\.md|package\.json|build\/lib\/.+\.(js|d\.ts)|build\/daemon\/[a-z-]+\.js|mount-scripts\/apsim-(ns|clean)\.sh|systemd\/[^/]+)$/
+  const allowed = /^(README\.md|package\.json|build\/lib\/.+\.(js|d\.ts)|build\/daemon\/[a-z-]+\.js|mount-scripts\/(apsim-(ns|clean)\.sh|udev-relay\.pl)|systemd\/[^/]+)$/
   t.deepEqual(files.filter(f => !allowed.test(f)), [])
   for (const f of ['build/lib/index.js', 'build/lib/index.d.ts', 'build/daemon/cli.js', 'mount-scripts/apsim-ns.sh', 'mount-scripts/udev-relay.pl']) t.true(files.includes(f), f)
   t.false(files.some(f => /^(test|bench|\.ci)\/|^build\/(test|bench)\/|\.map$/.test(f)))
