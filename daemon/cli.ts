@@ -558,6 +558,7 @@ program.command('run')
   .option('--env-only', 'no namespace, no udev events: only the variables (SYSFS_ROOT=<mount>, APSYSFS_BUSDIR, APSYSFS_DEVSDIR, APSIM_ROOT, MDEVCTL_ENV_ROOT)')
   .option('--share-net', "keep the host's network namespace (then udev listeners get no events)")
   .option('--mdevctl-dir <dir>', 'bind DIR over /etc/mdevctl.d (default: a fresh, empty one)')
+  .addOption(verbose())
   .option('--log <file>', "append the daemon's log (JSON lines) to FILE")
   .passThroughOptions()
   .exitOverride(e => { process.exit(e.exitCode === 0 ? 0 : 125) }) // a usage error is apsim failing: 125, as documented

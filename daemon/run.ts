@@ -37,6 +37,8 @@ export interface RunOptions {
   mdevctlDir?: string
   /** Append the daemon's log (JSON lines) to this file. */
   log?: string
+  /** Info lines on stderr even when it is not a terminal. */
+  verbose?: boolean
 }
 
 const fail = (message: string): UserError => new UserError(message, EXIT_FAILED)
@@ -153,11 +155,11 @@ function namespaceMembers (ns: Namespace): number[] {
 }
 
 /** Ends what CMD left running in its namespace: SIGTERM, then SIGKILL after 5 s; the udev relay quietly. */
-async function endNamespace (ns: Namespace): Promise<void> {
+async function endNamespace (ns: Namespace, say: boolean): Promise<void> {
   if (ns.relay !== undefined) { try { process.kill(ns.relay, 'SIGTERM') } catch { /* gone */ } }
   const left = namespaceMembers(ns)
   if (left.length === 0) return
-  process.stderr.write(`apsim: ending what the command left running: ${left.join(' ')}\n`)
+  if (say) process.stderr.write(`apsim: ending what the command left running: ${left.join(' ')}\n`)
   const signal = (pids: number[], sig: NodeJS.Signals): void => {
     for (const pid of pids) { try { process.kill(pid, sig) } catch { /* gone */ } }
   }
@@ -243,6 +245,8 @@ export async function runCommand (cmd: string[], o: RunOptions, cli: string): Pr
   if (o.root !== undefined && (o.topology !== undefined || o.kernel !== undefined || o.state !== undefined)) {
     throw fail('--root uses a running host: --topology, --kernel and --state belong to its apsim mount')
   }
+  // Info lines (what was ended, the clean-up) on a terminal, elsewhere only when asked.
+  const chatty = o.verbose === true || process.stderr.isTTY
   if (o.envOnly === true && o.shareNet === true) throw fail('--share-net applies to the namespace; --env-only makes none')
   if (o.mdevctlDir !== undefined && !existsSync(o.mdevctlDir)) throw fail(`--mdevctl-dir ${o.mdevctlDir}: no such directory`)
 
@@ -284,7 +288,7 @@ export async function runCommand (cmd: string[], o: RunOptions, cli: string): Pr
     } else {
       const net = o.shareNet === true ? ['--share-net'] : ['--udev-feed', feedSocket(host.dir)]
       const args = [NS_SCRIPT, '--exec', '--mdevctl-dir', mdevctlDir, ...net, host.dir, '--', ...cmd]
-      child = startChild('bash', args, { ...process.env, APSIM_NS_FD: '3' }, true)
+      child = startChild('bash', args, { ...process.env, APSIM_NS_FD: '3', ...(chatty ? { APSIM_VERBOSE: '1' } : {}) }, true)
     }
     const status = await child.status
     ns = await child.ns
@@ -292,12 +296,12 @@ export async function runCommand (cmd: string[], o: RunOptions, cli: string): Pr
   } finally {
     for (const [sig, h] of handlers) process.removeListener(sig, h)
     // A signal now must not stop the clean-up half-way; a second one does.
-    const onSecond = (): void => { process.stderr.write('apsim: cleaning up (a second signal stops the clean-up)\n') }
+    const onSecond = (): void => { if (chatty) process.stderr.write('apsim: cleaning up (a second signal stops the clean-up)\n') }
     for (const sig of SIGNALS) process.once(sig, onSecond)
     let failed: unknown
     try {
       if (ns !== undefined) {
-        try { await endNamespace(ns) } finally { closeSync(ns.fd) }
+        try { await endNamespace(ns, chatty) } finally { closeSync(ns.fd) }
       }
       await host?.stop()
     } catch (e) {

@@ -27,6 +27,7 @@
 # - When CMD exits, whatever it left running in the namespace (a libvirtd, a sleep) gets
 #   SIGTERM, then SIGKILL after 5 s: nothing outlives the run using the simulated /sys.
 # - SIGTERM and SIGHUP are passed on to CMD; SIGINT from the terminal reaches CMD directly.
+# - What was ended is said on a terminal, elsewhere only with APSIM_VERBOSE=1.
 #
 # Exit status: CMD's, 128+N when signal N ended it, 125 when the namespace could not be set
 # up. (`apsim run` uses this script with --exec: CMD replaces the script, and apsim run
@@ -34,7 +35,7 @@
 set -euo pipefail
 
 die () { echo "apsim-ns.sh: $*" >&2; exit 125; }
-usage () { sed -n '2,34{s/^# \{0,1\}//;p}' "$0"; exit "${1:-125}"; }
+usage () { sed -n '2,35{s/^# \{0,1\}//;p}' "$0"; exit "${1:-125}"; }
 here=$(dirname "$(realpath -e -- "$0")")
 
 inner=0
@@ -146,7 +147,8 @@ end_leftovers () {
   mapfile -t pids < <(pgrep --ns $$ --nslist mnt)
   for p in "${pids[@]}"; do [ "$p" != $$ ] && [ "$p" != "$relay" ] && still+=("$p"); done
   [ ${#still[@]} -gt 0 ] || return 0
-  echo "apsim-ns.sh: ending what the command left running: ${still[*]}" >&2
+  # An info line: on a terminal, elsewhere only with APSIM_VERBOSE=1.
+  if [ -t 2 ] || [ "${APSIM_VERBOSE:-}" = 1 ]; then echo "apsim-ns.sh: ending what the command left running: ${still[*]}" >&2; fi
   kill -TERM "${still[@]}" 2>/dev/null || true
   for i in $(seq 50); do
     pids=("${still[@]}"); still=()

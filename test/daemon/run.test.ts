@@ -126,7 +126,7 @@ test('CMD sees the simulated tree over /sys and the variables; the host\'s mount
 })
 
 test('a crashing CMD and the processes it left in the namespace: all ended, everything cleaned up', async t => {
-  const r = start(['--', 'bash', '-c', 'echo "root=$APSIM_ROOT"; sleep 300 & echo "bg=$!"; setsid sleep 301 & echo "sid=$!"; sleep 0.2; kill -SEGV $$'])
+  const r = start(['--verbose', '--', 'bash', '-c', 'echo "root=$APSIM_ROOT"; sleep 300 & echo "bg=$!"; setsid sleep 301 & echo "sid=$!"; sleep 0.2; kill -SEGV $$'])
   const root = path.dirname((await r.line(/^root=(.*)$/m))[1])
   const bg = Number((await r.line(/^bg=(\d+)$/m))[1])
   const sid = Number((await r.line(/^sid=(\d+)$/m))[1])
@@ -135,6 +135,11 @@ test('a crashing CMD and the processes it left in the namespace: all ended, ever
   t.false(alive(bg))
   t.false(alive(sid))
   assertGone(t, root)
+})
+
+test('off a terminal, what was ended is said only with --verbose', async t => {
+  const r = await apsimRun('sleep 300 & exit 0')
+  t.deepEqual(r, { code: 0, stdout: '', stderr: '' })
 })
 
 for (const sig of ['SIGINT', 'SIGTERM'] as const) {
