@@ -22,6 +22,7 @@ export interface Switches {
   apConfig: boolean
   matrixFeatures: boolean
   newLogWording: boolean
+  ueventStoreRc: boolean
 }
 
 /** What each switch means, as `apsim profiles` explains it. */
@@ -42,7 +43,8 @@ export const SWITCH_DOCS: Record<keyof Switches, string> = {
   passableDeconfigured: '6.9: deconfigured and checkstopped reset results keep an adapter in the guest view.',
   apConfig: '6.10: mdev `ap_config`.',
   matrixFeatures: '6.12: `/sys/devices/vfio_ap/matrix/features`.',
-  newLogWording: '6.15: the reworded sharing / in-use log lines; a blocked `remove` takes the AP resources from the guest at once.'
+  newLogWording: '6.15: the reworded sharing / in-use log lines; a blocked `remove` takes the AP resources from the guest at once.',
+  ueventStoreRc: "6.1: a device's refused `uevent` write logs the error code (`uevent: failed to send synthetic uevent: -22`)."
 }
 
 export interface KernelProfile extends Switches {
@@ -69,7 +71,8 @@ const k510: KernelProfile = {
   passableDeconfigured: false,
   apConfig: false,
   matrixFeatures: false,
-  newLogWording: false
+  newLogWording: false,
+  ueventStoreRc: false
 }
 
 const k60: KernelProfile = {
@@ -92,7 +95,8 @@ const k68: KernelProfile = {
   apFeatures64: true,
   exhaustedEusers: true,
   removeRequestLog: true,
-  filterWholeMatrix: true
+  filterWholeMatrix: true,
+  ueventStoreRc: true
 }
 
 const k610: KernelProfile = {

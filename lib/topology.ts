@@ -134,7 +134,8 @@ function readAdapter (r: Reader, v: unknown, field: string): AdapterSpec {
   }
 }
 
-function defaultSerial (id: number, mode: AdapterMode): string {
+/** A serial number of the width the card reports for its mode: 8 characters (CCA), 16 (EP11). */
+export function defaultSerial (id: number, mode: AdapterMode): string {
   const hex = id.toString(16).toUpperCase().padStart(2, '0')
   return mode === 'ep11' ? `93AAP${hex}SIM000000`.slice(0, 16) : `93AAC${hex}S`.slice(0, 8)
 }

@@ -4,7 +4,7 @@
  * the `/sys/bus/ap` attributes.
  */
 import { fail } from '../errors.js'
-import { synthUevent, type KernelLog, type UeventAction, type UeventLog } from '../events.js'
+import { synthUevent, type KernelLog, type SynthTarget, type UeventAction, type UeventLog } from '../events.js'
 import { hex2mask, Mask, parseApMask, qciMaskText } from '../mask.js'
 import { cstr, kstrtobool, kstrtoull, sscanfInt, sscanfU64 } from '../parse.js'
 import { NEWEST, profile, type KernelProfile } from '../profiles.js'
@@ -524,10 +524,14 @@ export class ApBus {
     this.event('change', q, [['ONLINE', on ? '1' : '0']])
   }
 
-  /** `echo add > uevent` on the bus, a driver, the root or a device. */
-  synthUevent (dev: ApDevice | undefined, buf: string, devpath = '/bus/ap'): void {
-    const r = synthUevent(this.uevents, dev?.devpath ?? devpath, 'ap', dev === undefined ? [] : dev.uevent(), buf)
-    if (typeof r === 'string') fail('EINVAL', r)
+  /** `echo add > uevent` on a card or queue. */
+  synthUevent (dev: ApDevice, buf: string): void {
+    this.synth({ devpath: dev.devpath, subsystem: 'ap', env: dev.uevent(), device: `${dev.driver ?? 'ap'} ${dev.name}` }, buf)
+  }
+
+  /** `echo add > uevent` on any object of the AP bus (the bus, a driver, the root device). */
+  synth (t: SynthTarget, buf: string): void {
+    synthUevent(this.uevents, this.klog, t, buf, this.profile.ueventStoreRc)
   }
 
   state (): BusState {
@@ -701,5 +705,5 @@ export const busAttrs: Array<AttrDecl<ApBus>> = [
     store: (b, buf) => { b.driversAutoprobe = buf[0] !== '0' }
   },
   { name: 'drivers_probe', mode: 0o200, store: (b, buf) => b.driversProbeStore(buf) },
-  { name: 'uevent', mode: 0o200, store: (b, buf) => b.synthUevent(undefined, buf, '/bus/ap') }
+  { name: 'uevent', mode: 0o200, store: (b, buf) => b.synth({ devpath: '/bus/ap', subsystem: 'bus', env: [] }, buf) }
 ]

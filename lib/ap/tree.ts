@@ -55,7 +55,7 @@ export function apTree (bus: ApBus, queueExtra: Array<AttrDecl<Queue>>, power: P
   const driverDir = new DirType<ApDriver>([
     { name: 'bind', mode: 0o200, store: (d, buf) => bus.bindStore(d, buf) },
     { name: 'unbind', mode: 0o200, store: (d, buf) => bus.unbindStore(d, buf) },
-    { name: 'uevent', mode: 0o200, store: (d, buf) => bus.synthUevent(undefined, buf, `/bus/ap/drivers/${d.name}`) },
+    { name: 'uevent', mode: 0o200, store: (d, buf) => bus.synth({ devpath: `/bus/ap/drivers/${d.name}`, subsystem: 'drivers', env: [] }, buf) },
     { name: 'module', link: d => `module/${d.module}` },
     {
       kind: 'link',
@@ -94,7 +94,7 @@ export function apTree (bus: ApBus, queueExtra: Array<AttrDecl<Queue>>, power: P
   ] satisfies Array<EntryDecl<ApBus>>).instance(bus)
 
   const devicesAp = new DirType<ApBus>([
-    { name: 'uevent', mode: 0o644, show: () => '', store: (b, buf) => b.synthUevent(undefined, buf, '/devices/ap') },
+    { name: 'uevent', mode: 0o644, show: () => '', store: (b, buf) => b.synth({ devpath: '/devices/ap', subsystem: 'ap', env: [], device: 'ap ap' }, buf) },
     { name: 'power', dir: () => power('/devices/ap') },
     {
       kind: 'dir',
