@@ -6,6 +6,7 @@
 import { ApBus, type BusState } from './ap/bus.js'
 import { apTree } from './ap/tree.js'
 import { zcryptDrivers } from './ap/zcrypt.js'
+import { ZcryptNodes, type ZcdnState, zcryptTrees } from './ap/zcdn.js'
 import { CONTROL_PATH, controlTree, type GuestInfo, GUEST_NAME, type LparCommand, readOnlyView } from './control.js'
 import { fail, isSysfsError } from './errors.js'
 import { Faults } from './faults.js'
@@ -39,9 +40,11 @@ export interface HostState {
   uevents: Uevent[]
   /** Devices whose `power/control` was set to `on` (absent in states written before it was kept). */
   power?: Record<string, 'on'>
+  /** zcrypt's extra device nodes (absent in older states, and without zcrypt_cex4). */
+  zcdn?: ZcdnState
 }
 
-interface Model { bus: ApBus, vfio: VfioAp | undefined, tree: DirNode, power: PowerControl }
+interface Model { bus: ApBus, vfio: VfioAp | undefined, zcdn: ZcryptNodes | undefined, tree: DirNode, power: PowerControl }
 
 const dir = (entries: Record<string, Node | undefined>, mode?: number): DirNode => {
   const d = new DirType<null>(Object.entries(entries)
@@ -102,7 +105,11 @@ export class Host {
   private boot (topology: Topology): Model {
     const bus = new ApBus(topology, this.klog, this.uevents)
     const modules = new Set(topology.modules)
-    if (modules.has('zcrypt_cex4')) zcryptDrivers().forEach(d => bus.registerDriver(d))
+    let zcdn: ZcryptNodes | undefined
+    if (modules.has('zcrypt_cex4')) {
+      zcryptDrivers().forEach(d => bus.registerDriver(d))
+      zcdn = new ZcryptNodes(bus.profile, this.klog, this.uevents)
+    }
     let vfio: VfioAp | undefined
     if (modules.has('vfio_ap')) {
       vfio = new VfioAp(bus, this.klog, this.uevents)
@@ -111,19 +118,20 @@ export class Host {
     }
     bus.scan(this.opts.progress)
     const control: PowerControl = new Map()
-    return { bus, vfio, tree: this.buildTree(bus, vfio, control), power: control }
+    return { bus, vfio, zcdn, tree: this.buildTree(bus, vfio, zcdn, control), power: control }
   }
 
-  private buildTree (b: ApBus, v: VfioAp | undefined, control: PowerControl): DirNode {
+  private buildTree (b: ApBus, v: VfioAp | undefined, zn: ZcryptNodes | undefined, control: PowerControl): DirNode {
     const power = powerDirs(control)
     const ap = apTree(b, v === undefined ? [] : vfioQueueAttrs(v), power)
     const vt = v === undefined ? undefined : vfioTree(v, power)
+    const zt = zn === undefined ? undefined : zcryptTrees(zn, power, (t, buf) => b.synth(t, buf))
     const param = (show: () => string, mode = 0o440): Node => ({ kind: 'attr', mode, show })
     const driverLinks = (names: Record<string, string>): DirNode => dir(Object.fromEntries(Object.entries(names).map(([n, t]) => [n, link(t)])))
     return dir({
       bus: dir({ ap: ap.busAp, matrix: vt?.busMatrix, mdev: vt?.busMdev }),
-      devices: dir({ ap: ap.devicesAp, vfio_ap: vt?.devicesVfioAp }),
-      class: dir({ mdev_bus: vt?.classMdevBus }),
+      devices: dir({ ap: ap.devicesAp, vfio_ap: vt?.devicesVfioAp, virtual: zt === undefined ? undefined : dir({ misc: zt.virtualMisc, zcrypt: zt.virtualZcrypt }) }),
+      class: dir({ mdev_bus: vt?.classMdevBus, misc: zt?.classMisc, zcrypt: zt?.classZcrypt }),
       kernel: dir({
         iommu_groups: vt?.iommuGroups ?? dir({}),
         debug: dir({ apsim: { ...controlTree(this), mode: 0o700 } }, 0o700)
@@ -312,7 +320,8 @@ export class Host {
       vfio: this.vfio?.state() ?? null,
       klog: this.klog.records(),
       uevents: this.uevents.records(),
-      power: Object.fromEntries([...this.model.power].filter(([, v]) => v === 'on').sort(([a], [b]) => a < b ? -1 : 1)) as Record<string, 'on'>
+      power: Object.fromEntries([...this.model.power].filter(([, v]) => v === 'on').sort(([a], [b]) => a < b ? -1 : 1)) as Record<string, 'on'>,
+      zcdn: this.model.zcdn?.state()
     }
   }
 
@@ -327,6 +336,7 @@ export class Host {
       const model = this.boot(topology)
       model.bus.restore(state.bus)
       if (state.vfio !== null && model.vfio !== undefined) model.vfio.restore(state.vfio)
+      if (state.zcdn !== undefined && model.zcdn !== undefined) model.zcdn.restore(state.zcdn)
       for (const [devpath, v] of Object.entries(state.power ?? {})) {
         if (v !== 'on') throw new Error(`power: ${devpath}: ${JSON.stringify(v)} is not "on"`)
         model.power.set(devpath, v)

@@ -23,6 +23,7 @@ export interface Switches {
   matrixFeatures: boolean
   newLogWording: boolean
   ueventStoreRc: boolean
+  zcdnAdmask: boolean
 }
 
 /** What each switch means, as `apsim profiles` explains it. */
@@ -44,7 +45,8 @@ export const SWITCH_DOCS: Record<keyof Switches, string> = {
   apConfig: '6.10: mdev `ap_config`.',
   matrixFeatures: '6.12: `/sys/devices/vfio_ap/matrix/features`.',
   newLogWording: '6.15: the reworded sharing / in-use log lines; a blocked `remove` takes the AP resources from the guest at once.',
-  ueventStoreRc: "6.1: a device's refused `uevent` write logs the error code (`uevent: failed to send synthetic uevent: -22`)."
+  ueventStoreRc: "6.1: a device's refused `uevent` write logs the error code (`uevent: failed to send synthetic uevent: -22`).",
+  zcdnAdmask: '≈6.4 (between the 6.0 and 6.8 profiles): zcrypt device nodes have `admask`, the control domains a node may address.'
 }
 
 export interface KernelProfile extends Switches {
@@ -72,7 +74,8 @@ const k510: KernelProfile = {
   apConfig: false,
   matrixFeatures: false,
   newLogWording: false,
-  ueventStoreRc: false
+  ueventStoreRc: false,
+  zcdnAdmask: false
 }
 
 const k60: KernelProfile = {
@@ -96,7 +99,8 @@ const k68: KernelProfile = {
   exhaustedEusers: true,
   removeRequestLog: true,
   filterWholeMatrix: true,
-  ueventStoreRc: true
+  ueventStoreRc: true,
+  zcdnAdmask: true
 }
 
 const k610: KernelProfile = {
