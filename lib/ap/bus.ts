@@ -61,6 +61,9 @@ export interface BusState {
     requestCount: string
     resets: number
     resetResult: Queue['resetResult']
+    /** Secure Execution guests only (absent elsewhere and in older states). */
+    seBind?: Queue['seBind']
+    assocIdx?: number | null
   }>
 }
 
@@ -88,6 +91,8 @@ export class ApBus {
   pollTimeout: bigint
   pollThread = false
   readonly interrupts: boolean
+  /** The kernel runs in a Secure Execution guest (is_prot_virt_guest). */
+  readonly seGuest: boolean
   scans = 0n
   bindingsCompleteCount = 0n
   private bindingsDone = false
@@ -115,6 +120,7 @@ export class ApBus {
     if (t.kernelParams.aqmask !== undefined) this.aqmask = this.bootMask(t.kernelParams.aqmask, 'aqmask')
     this.masksInUse = !this.apmask.equals(Mask.all()) || !this.aqmask.equals(Mask.all())
     this.interrupts = t.interrupts && t.kernelParams.useirq !== false
+    this.seGuest = t.secureExecution
     this.pollTimeout = t.host === 'zvm' ? 1500000n : 250000n
     this.pollThread = t.kernelParams.pollThread === true && !this.interrupts
     const dom = t.kernelParams.domain
@@ -561,7 +567,8 @@ export class ApBus {
         chkstop: q.chkstop,
         requestCount: String(q.requestCount),
         resets: q.resets,
-        resetResult: q.resetResult
+        resetResult: q.resetResult,
+        ...(this.seGuest ? { seBind: q.seBind, assocIdx: q.assocIdx ?? null } : {})
       }))
     }
   }
@@ -598,7 +605,9 @@ export class ApBus {
         chkstop: q.chkstop,
         requestCount: BigInt(q.requestCount),
         resets: q.resets,
-        resetResult: q.resetResult
+        resetResult: q.resetResult,
+        seBind: q.seBind ?? 'available',
+        assocIdx: q.assocIdx ?? undefined
       })
       if (q.driverOverride !== null) this.overrideCount++
     }

@@ -7,6 +7,7 @@ import type { PowerDirs } from '../power.js'
 import { type AttrDecl, DirType, type DirNode, type EntryDecl, type Node } from '../sysfs.js'
 import { ApBus, type ApDriver, busAttrs, isQueue } from './bus.js'
 import { type Card, type Queue, cardCoreAttrs, queueCoreAttrs } from './device.js'
+import { seQueueAttrs } from './se.js'
 import { zcryptCardAttrs, zcryptQueueAttrs } from './zcrypt.js'
 
 const dirOf = (t: DirType<Card> | DirType<Queue>, dev: Card | Queue): DirNode =>
@@ -18,6 +19,7 @@ const driverLink = (dev: Card | Queue): string | undefined => dev.driver === und
 export function apTree (bus: ApBus, queueExtra: Array<AttrDecl<Queue>>, power: PowerDirs): { busAp: DirNode, devicesAp: DirNode } {
   const queueDir = new DirType<Queue>([
     ...queueCoreAttrs,
+    ...seQueueAttrs,
     ...zcryptQueueAttrs,
     ...queueExtra,
     { name: 'driver', link: driverLink },
