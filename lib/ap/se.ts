@@ -16,7 +16,7 @@ import { kstrtobool, kstrtoull } from '../parse.js'
 import type { AttrDecl } from '../sysfs.js'
 import type { BindState, Queue } from './device.js'
 
-/** ASSOC_IDX_INVALID: association indexes are 0..0xfffe. */
+/** ASSOC_IDX_INVALID: association indexes are 0..0xffff. */
 export const ASSOC_IDX_INVALID = 0x10000
 
 /** ap_q_supports_bind / ap_q_supports_assoc: EP11 and accelerator queues bind, EP11 ones associate. */
