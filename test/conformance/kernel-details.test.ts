@@ -63,25 +63,19 @@ test.serial('a UUID and alphanumeric KEY=VALUE pairs become SYNTH_UUID and SYNTH
   t.deepEqual(r.events.map(brief), [`change /devices/ap/card04/04.0004 (ap) SYNTH_UUID=${U} SYNTH_ARG_A=1 SYNTH_ARG_bee=x2 DEVTYPE=ap_queue DRIVER=cex4queue MODE=cca`])
 })
 
-test.serial('an unknown action on a device: EINVAL, the kernel\'s warning and uevent_store\'s error line, no event', async t => {
-  const r = await after('echo bogus > devices/ap/card04/uevent')
-  t.is(r.stderr, EINVAL)
-  t.deepEqual(r.events, [])
-  t.deepEqual(lines(r.klog), [
-    'warn synth uevent: /devices/ap/card04: unknown uevent action string',
-    `err cex4card card04: uevent: failed to send synthetic uevent${RC}`
-  ])
-})
-
-test.serial('bad arguments on the AP root device: "incorrect uevent action arguments", its dev_err names bus and device', async t => {
-  const r = await after('echo "add not-a-uuid" > devices/ap/uevent')
-  t.is(r.stderr, EINVAL)
-  t.deepEqual(r.events, [])
-  t.deepEqual(lines(r.klog), [
-    'warn synth uevent: /devices/ap: incorrect uevent action arguments',
-    `err ap ap: uevent: failed to send synthetic uevent${RC}`
-  ])
-})
+/** A refused `uevent` write on a device: EINVAL, no event, kobject_synth_uevent's warning and uevent_store's error line. */
+const refusedOnDevice: Array<[string, string, string, string]> = [
+  ['an unknown action on a card', 'echo bogus > devices/ap/card04/uevent', '/devices/ap/card04: unknown uevent action string', 'cex4card card04'],
+  ['bad arguments on the AP root device (its dev_err names bus and device)', 'echo "add not-a-uuid" > devices/ap/uevent', '/devices/ap: incorrect uevent action arguments', 'ap ap']
+]
+for (const [what, script, warning, device] of refusedOnDevice) {
+  test.serial(`${what}: EINVAL, the kernel's warning and uevent_store's error line, no event`, async t => {
+    const r = await after(script)
+    t.is(r.stderr, EINVAL)
+    t.deepEqual(r.events, [])
+    t.deepEqual(lines(r.klog), [`warn synth uevent: ${warning}`, `err ${device}: uevent: failed to send synthetic uevent${RC}`])
+  })
+}
 
 test.serial('refusals that the argument grammar makes: an underscore in a key, a missing value, a space before the newline', async t => {
   for (const arg of [`${U} A_B=1`, `${U} A=`, `${U} `]) {
