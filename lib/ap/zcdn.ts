@@ -107,6 +107,8 @@ function nodeName (buf: string): string {
   return cstr(buf).replace(/^[ \t\n\v\f\r]+/, '').slice(0, ZCDN_MAX_NAME - 1).replace(/[ \t\n\v\f\r]+$/, '')
 }
 
+const noShow = (): never => fail('EIO', 'zcrypt: create and destroy have no show method')
+
 export interface ZcryptTrees { classZcrypt: DirNode, classMisc: DirNode, virtualZcrypt: DirNode, virtualMisc: DirNode }
 
 /**
@@ -138,8 +140,9 @@ export function zcryptTrees (zn: ZcryptNodes, power: PowerDirs, synth: (target: 
   ])
 
   const classZcrypt = new DirType<ZcryptNodes>([
-    { name: 'create', mode: 0o600, store: (z, buf) => z.create(buf) },
-    { name: 'destroy', mode: 0o600, store: (z, buf) => z.destroy(buf) },
+    // 0600 without a show: class_attr_show answers a read with EIO.
+    { name: 'create', mode: 0o600, show: noShow, store: (z, buf) => z.create(buf) },
+    { name: 'destroy', mode: 0o600, show: noShow, store: (z, buf) => z.destroy(buf) },
     {
       kind: 'link',
       names: z => z.list().map(n => n.name),
