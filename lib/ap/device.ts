@@ -8,7 +8,7 @@ import { sscanfInt } from '../parse.js'
 import type { AttrDecl } from '../sysfs.js'
 import type { AdapterMode } from '../topology.js'
 import type { ApBus } from './bus.js'
-import { bindStateBits } from './se.js'
+import { queueFacility } from './se.js'
 
 // Ids are 0..255: their hex forms come from tables (65,536 queue names at boot, 512 APQNs per
 // `matrix` read).
@@ -231,7 +231,7 @@ export const queueCoreAttrs: Array<AttrDecl<Queue>> = [
   },
   { name: 'config', mode: 0o444, show: q => `${q.config ? 1 : 0}\n` },
   { name: 'chkstop', mode: 0o444, visible: q => q.card.bus.profile.chkstopAndMaxMsgSize, show: q => `${q.chkstop ? 1 : 0}\n` },
-  { name: 'ap_functions', mode: 0o444, visible: q => q.card.bus.profile.apFeatures64, show: q => `${hex8(((q.card.functions & ~0xc000) | bindStateBits(q)) >>> 0)}\n` },
+  { name: 'ap_functions', mode: 0o444, visible: q => q.card.bus.profile.apFeatures64, show: q => `${hex8(queueFacility(q))}\n` },
   {
     name: 'driver_override',
     mode: 0o644,

@@ -29,10 +29,12 @@ const seQueues = (q: Queue): boolean => q.card.bus.seGuest && q.card.bus.qci.fea
 const BS_CODE: Record<BindState, number> = { usable: 0, 'usable-no-secure-key': 1, available: 2, unusable: 3 }
 
 /**
- * The BS field of TAPQ's facility word (bits 16-17, mask 0x0000c000), which a queue's
- * `ap_functions` shows and lszcrypt's SESTAT column decodes; 0 outside Secure Execution.
+ * TAPQ's facility word as a queue's `ap_functions` shows it: in a Secure Execution guest its
+ * BS field (bits 16-17, mask 0x0000c000) is the queue's bind state, which lszcrypt's SESTAT
+ * column decodes; elsewhere the word as the machine gives it.
  */
-export const bindStateBits = (q: Queue): number => seQueues(q) ? BS_CODE[q.seBind] << 14 : 0
+export const queueFacility = (q: Queue): number =>
+  seQueues(q) ? ((q.card.functions & ~0xc000) | (BS_CODE[q.seBind] << 14)) >>> 0 : q.card.functions
 
 /** TAPQ answers with a non-zero response code for a deconfigured or checkstopped queue. */
 function tapqOk (q: Queue, what: string): void {
