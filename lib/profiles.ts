@@ -31,7 +31,7 @@ export const SWITCH_DOCS: Record<keyof Switches, string> = {
   scansAndBindings: '5.12: `bus/ap/scans` and `bindings`, the INITSCAN and BINDINGS uevents.',
   maskChangeUevents: '≈5.12: a mask write equal to the mask is skipped; changes send APMASK/AQMASK uevents.',
   chkstopAndMaxMsgSize: '≈6.1: card and queue `chkstop`, card `max_msg_size`.',
-  apFeatures64: "6.4: `bus/ap/features`, queue `ap_functions`, the card's `ap_functions` without bind-state bits, kstrtobool/kstrtoul for poll_thread/poll_timeout (0 accepted).",
+  apFeatures64: "6.4: `bus/ap/features`, queue `ap_functions`, the card's `ap_functions` without bind-state bits, a Secure Execution guest's `se_bind`/`se_associate`, kstrtobool/kstrtoul for poll_thread/poll_timeout (0 accepted).",
   boolEnableDisable: '≈6.16: the boolean parser also takes e/E (enable) and d/D (disable).',
   driverOverride: '6.19: queue `driver_override`, its exclusion with the masks, `bindings_complete_count`, and the in-use check against all 256 ids of the other mask.',
   maxKnownType: 'The newest card type the kernel knows: 13 (CEX7) before CEX8 support, else 14.',

@@ -23,8 +23,8 @@ export const ASSOC_IDX_INVALID = 0x10000
 const supportsBind = (q: Queue): boolean => q.card.mode === 'ep11' || q.card.mode === 'accel'
 const supportsAssoc = (q: Queue): boolean => q.card.mode === 'ep11'
 
-/** ap_sb_available() && is_prot_virt_guest(): the attribute group every queue gets at creation. */
-const seQueues = (q: Queue): boolean => q.card.bus.seGuest && q.card.bus.qci.features.has('APSB')
+/** ap_sb_available() && is_prot_virt_guest(): the attribute group every queue gets at creation (6.4 on). */
+const seQueues = (q: Queue): boolean => q.card.bus.seGuest && q.card.bus.profile.apFeatures64 && q.card.bus.qci.features.has('APSB')
 
 const BS_CODE: Record<BindState, number> = { usable: 0, 'usable-no-secure-key': 1, available: 2, unusable: 3 }
 

@@ -159,4 +159,6 @@ modules: [zcrypt_cex4]
   h.write('devices/ap/card01/01.0002/se_bind', '1')
   t.is(h.read('devices/ap/card01/01.0002/se_bind'), 'bound\n')
   t.is(Host.fromState(h.snapshot()).read('devices/ap/card01/01.0002/se_bind'), 'bound\n')
+  const old = new Host({ ...h.topology, kernel: '6.0' })
+  t.false(ls(old, 'devices/ap/card01/01.0002').includes('se_bind'), 'before 6.4 there are no SE attributes')
 })
