@@ -229,8 +229,8 @@ async function eventsCommand (dirArg: string, f: { json?: boolean, follow?: bool
 // ---------------------------------------------------------------------------------------
 // Guests
 
-async function guestStart (dirArg: string, name: string, uuid: string): Promise<void> {
-  await controlWrite(await openControl(dirArg), 'guests', `start ${name} ${uuid}\n`)
+async function guestStart (dirArg: string, name: string, uuid: string, f: { se?: boolean }): Promise<void> {
+  await controlWrite(await openControl(dirArg), 'guests', `start ${name} ${uuid}${f.se === true ? ' se' : ''}\n`)
 }
 
 async function guestStop (dirArg: string, name: string): Promise<void> {
@@ -469,15 +469,16 @@ const guest = program.command('guest')
 guest.command('start')
   .description('start guest NAME on the mdev UUID: the guest gets the mdev\'s shadow matrix')
   .argument('<dir>').argument('<name>').argument('<uuid>')
+  .option('--se', 'a Secure Execution guest: its AP bus has APSB, its queues se_bind and se_associate')
   .action(guestStart)
 guest.command('stop')
   .description('stop guest NAME: the mdev is released (a blocked remove of it completes)')
   .argument('<dir>').argument('<name>')
   .action(guestStop)
 guest.command('list')
-  .description('the running guests: NAME UUID')
+  .description('the running guests: NAME UUID [se]')
   .argument('<dir>')
-  .option('--json', '[{name, mdev, apcb: {apm, aqm, adm}, updates}]')
+  .option('--json', '[{name, mdev, se, apcb: {apm, aqm, adm}, updates}]')
   .action(guestList)
 guest.command('view')
   .description('the absolute path of guest NAME\'s own sysfs root (for SYSFS_ROOT=... lszcrypt)')

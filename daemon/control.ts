@@ -215,12 +215,12 @@ export type { GuestInfo, KlogRecord, Uevent }
 export async function readGuests (c: Control): Promise<GuestInfo[]> {
   const out: GuestInfo[] = []
   for (const line of (await controlRead(c, 'guests')).split('\n')) {
-    const [name, mdev] = line.split(' ')
+    const [name, mdev, kind] = line.split(' ')
     if (name === undefined || name === '' || mdev === undefined) continue
     try {
       const [apm, aqm, adm] = (await readAll(c.file(`guest/${name}/apcb`))).trim().split(',')
       const updates = Number((await readAll(c.file(`guest/${name}/updates`))).trim())
-      out.push({ name, mdev, apcb: { apm, aqm, adm }, updates })
+      out.push({ name, mdev, se: kind === 'se', apcb: { apm, aqm, adm }, updates })
     } catch (e) {
       if (errCode(e) !== 'ENOENT') throw new UserError(`cannot read guest ${name}: ${why(e)}`)
       // stopped meanwhile

@@ -91,7 +91,7 @@ export function parseLparCommands (text: string): LparCommand[] {
 
 export const GUEST_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/
 
-export interface GuestInfo { name: string, mdev: string, apcb: { apm: string, aqm: string, adm: string }, updates: number }
+export interface GuestInfo { name: string, mdev: string, se: boolean, apcb: { apm: string, aqm: string, adm: string }, updates: number }
 
 /**
  * The control tree. Writes that fail leave their reason in `last_error` (the errno alone
@@ -138,12 +138,12 @@ export function controlTree (host: Host): DirNode {
       name: 'guests',
       mode: 0o600,
       limit: unbounded,
-      show: h => h.guests().map(g => `${g.name} ${g.mdev}\n`).join(''),
+      show: h => h.guests().map(g => `${g.name} ${g.mdev}${g.se ? ' se' : ''}\n`).join(''),
       store: guarded(buf => {
         const words = buf.replace(/\0.*$/s, '').trim().split(/\s+/)
-        if (words[0] === 'start' && words.length === 3) host.startGuest(words[1], words[2])
+        if (words[0] === 'start' && (words.length === 3 || (words.length === 4 && words[3] === 'se'))) host.startGuest(words[1], words[2], words.length === 4)
         else if (words[0] === 'stop' && words.length === 2) host.stopGuest(words[1])
-        else fail('EINVAL', `expected "start NAME UUID" or "stop NAME", got ${JSON.stringify(buf)}`)
+        else fail('EINVAL', `expected "start NAME UUID", "start NAME UUID se" or "stop NAME", got ${JSON.stringify(buf)}`)
       })
     },
     {
@@ -178,12 +178,12 @@ export function controlTree (host: Host): DirNode {
   ]).instance(host)
 }
 
-/** Wraps a tree so that it reads like a different root: read-only, links re-rooted under `prefix`. */
-export function readOnlyView (node: DirNode, prefix: string): DirNode {
+/** Wraps a tree so that it reads like a different root: links re-rooted under `prefix`, attributes as they are. */
+export function rerootedView (node: DirNode, prefix: string): DirNode {
   const wrap = (n: Node): Node => {
     switch (n.kind) {
       case 'link': return { kind: 'link', target: `${prefix}/${n.target}` }
-      case 'attr': return { kind: 'attr', mode: n.mode & 0o444, show: n.show, limit: n.limit }
+      case 'attr': return n
       case 'dir': return { kind: 'dir', mode: n.mode, entries: () => n.entries(), lookup: name => { const c = n.lookup(name); return c === undefined ? undefined : wrap(c) } }
     }
   }

@@ -3,6 +3,8 @@
  * uevents. Both are bounded rings with live subscribers; time comes from the caller's clock
  * so the model stays pure.
  */
+import { fail } from './errors.js'
+
 export type KlogLevel = 'err' | 'warn' | 'notice' | 'info'
 
 export interface KlogRecord { seq: number, usec: number, level: KlogLevel, text: string }
@@ -96,21 +98,60 @@ export class UeventLog extends Ring<Uevent> {
 
 const SYNTH_ACTIONS: readonly UeventAction[] = ['add', 'remove', 'change', 'move', 'online', 'offline', 'bind', 'unbind']
 
+/** Whose `uevent` file a store went to, as kobject_synth_uevent and the store around it see it. */
+export interface SynthTarget {
+  devpath: string
+  /** The event's SUBSYSTEM; undefined when the kset's filter drops the object's events (a root device without bus or class). */
+  subsystem: string | undefined
+  /** The object's own variables (dev_uevent and the bus's or class's uevent callback). */
+  env: Array<[string, string]>
+  /**
+   * A device's `uevent` (uevent_store): `DRIVER-OR-BUS NAME`, the prefix of its dev_err line.
+   * Bus and driver `uevent` files return the error without a line of their own.
+   */
+  device?: string
+}
+
+const UUID = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/
+const ALNUM = /^[A-Za-z0-9]+$/
+
+/** One trailing newline or NUL is ignored (kobject_action_type, kobject_action_args). */
+const chompOne = (s: string): string => s.endsWith('\n') || s.endsWith('\0') ? s.slice(0, -1) : s
+
+/** kobject_action_args: `UUID [KEY=VALUE ...]`, keys and values alphanumeric; undefined when malformed. */
+function synthArgs (text: string): Array<[string, string]> | undefined {
+  const s = chompOne(text)
+  if (s.length < 36 || !UUID.test(s.slice(0, 36))) return undefined
+  const env: Array<[string, string]> = [['SYNTH_UUID', s.slice(0, 36)]]
+  const rest = s.slice(36)
+  if (rest === '') return env
+  if (!rest.startsWith(' ')) return undefined
+  for (const pair of rest.slice(1).split(' ')) {
+    const eq = pair.indexOf('=')
+    if (eq <= 0 || !ALNUM.test(pair.slice(0, eq)) || !ALNUM.test(pair.slice(eq + 1))) return undefined
+    env.push([`SYNTH_ARG_${pair.slice(0, eq)}`, pair.slice(eq + 1)])
+  }
+  return env
+}
+
 /**
  * kobject_synth_uevent: what writing to a `uevent` file does. `ACTION [UUID [KEY=VALUE ...]]`
- * re-sends the object's event with SYNTH_UUID (and SYNTH_ARG_ variables); anything else is
- * EINVAL. Returns the event, or the errno text for a bad buffer.
+ * re-sends the object's event with SYNTH_UUID (and SYNTH_ARG_ variables). A bad buffer is
+ * EINVAL and leaves the kernel's warning (and, for a device, uevent_store's error line; with
+ * the error code when `logRc`, 6.1 on).
  */
-export function synthUevent (log: UeventLog, devpath: string, subsystem: string, env: Array<[string, string]>, buf: string): Uevent | string {
-  const nul = buf.indexOf('\0')
-  const s = (nul < 0 ? buf : buf.slice(0, nul)).replace(/\n$/, '')
-  const [action, uuid, ...vars] = s.split(' ')
-  if (!SYNTH_ACTIONS.includes(action as UeventAction)) return `uevent: unknown action ${JSON.stringify(action)}`
-  const extra: Array<[string, string]> = [['SYNTH_UUID', uuid ?? '0']]
-  for (const v of vars) {
-    const eq = v.indexOf('=')
-    if (eq <= 0) return `uevent: bad variable ${JSON.stringify(v)}`
-    extra.push([`SYNTH_ARG_${v.slice(0, eq)}`, v.slice(eq + 1)])
+export function synthUevent (log: UeventLog, klog: KernelLog, t: SynthTarget, buf: string, logRc: boolean): void {
+  const s = chompOne(buf)
+  const sp = s.indexOf(' ')
+  const action = sp < 0 ? s : s.slice(0, sp)
+  let why: string | undefined
+  let extra: Array<[string, string]> | undefined = [['SYNTH_UUID', '0']]
+  if (!SYNTH_ACTIONS.includes(action as UeventAction)) why = 'unknown uevent action string'
+  else if (sp >= 0 && (extra = synthArgs(buf.slice(sp + 1))) === undefined) why = 'incorrect uevent action arguments'
+  if (why !== undefined) {
+    klog.warn(`synth uevent: ${t.devpath}: ${why}`)
+    if (t.device !== undefined) klog.log('err', `${t.device}: uevent: failed to send synthetic uevent${logRc ? ': -22' : ''}`)
+    fail('EINVAL', `uevent: ${why}: ${JSON.stringify(buf)}`)
   }
-  return log.emit(action as UeventAction, devpath, subsystem, [...extra, ...env])
+  if (t.subsystem !== undefined) log.emit(action as UeventAction, t.devpath, t.subsystem, [...extra!, ...t.env])
 }

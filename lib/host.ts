@@ -6,9 +6,11 @@
 import { ApBus, type BusState } from './ap/bus.js'
 import { apTree } from './ap/tree.js'
 import { zcryptDrivers } from './ap/zcrypt.js'
-import { CONTROL_PATH, controlTree, type GuestInfo, GUEST_NAME, type LparCommand, readOnlyView } from './control.js'
+import { ZcryptNodes, type ZcdnState, zcryptTrees } from './ap/zcdn.js'
+import { CONTROL_PATH, controlTree, type GuestInfo, GUEST_NAME, type LparCommand, rerootedView } from './control.js'
 import { fail, isSysfsError } from './errors.js'
 import { Faults } from './faults.js'
+import { GuestSystem, type GuestState } from './guest.js'
 import { KernelLog, type KlogRecord, type Uevent, UeventLog } from './events.js'
 import { type PowerControl, powerDirs } from './power.js'
 import { DirType, type DirNode, type Node, O_RDONLY, O_WRONLY, resolve, Sysfs } from './sysfs.js'
@@ -40,9 +42,13 @@ export interface HostState {
   uevents: Uevent[]
   /** Devices whose `power/control` was set to `on` (absent in states written before it was kept). */
   power?: Record<string, 'on'>
+  /** zcrypt's extra device nodes (absent in older states, and without zcrypt_cex4). */
+  zcdn?: ZcdnState
+  /** The kernels of the running guests (absent in older states: guests then boot afresh). */
+  guests?: GuestState[]
 }
 
-interface Model { bus: ApBus, vfio: VfioAp | undefined, tree: DirNode, power: PowerControl }
+interface Model { bus: ApBus, vfio: VfioAp | undefined, zcdn: ZcryptNodes | undefined, tree: DirNode, power: PowerControl }
 
 const dir = (entries: Record<string, Node | undefined>, mode?: number): DirNode => {
   const d = new DirType<null>(Object.entries(entries)
@@ -55,9 +61,10 @@ const dir = (entries: Record<string, Node | undefined>, mode?: number): DirNode 
 
 const link = (target: string): Node => ({ kind: 'link', target })
 
-const guestInfo = (m: Mdev): GuestInfo => ({
+const guestInfo = (m: Mdev, se: boolean): GuestInfo => ({
   name: m.guest!,
   mdev: m.uuid,
+  se,
   apcb: { apm: (m.guestApcb?.apm ?? m.shadow.apm).toHex(), aqm: (m.guestApcb?.aqm ?? m.shadow.aqm).toHex(), adm: (m.guestApcb?.adm ?? m.shadow.adm).toHex() },
   updates: m.guestUpdates
 })
@@ -71,7 +78,8 @@ export class Host {
   readonly root: DirNode
   private model: Model
   private readonly fs: Sysfs
-  private readonly guestViews = new Map<string, { updates: number, view: DirNode }>()
+  /** The running guests' own kernels, by guest name. */
+  private readonly guestSystems = new Map<string, { system: GuestSystem, view: DirNode }>()
   /** Added to the clock so that time never runs backwards across a restore. */
   private clockBase = 0
   private readonly clockRaw: () => number
@@ -114,7 +122,11 @@ export class Host {
   private boot (topology: Topology): Model {
     const bus = new ApBus(topology, this.klog, this.uevents)
     const modules = new Set(topology.modules)
-    if (modules.has('zcrypt_cex4')) zcryptDrivers().forEach(d => bus.registerDriver(d))
+    let zcdn: ZcryptNodes | undefined
+    if (modules.has('zcrypt_cex4')) {
+      zcryptDrivers().forEach(d => bus.registerDriver(d))
+      zcdn = new ZcryptNodes(bus.profile, this.klog, this.uevents)
+    }
     let vfio: VfioAp | undefined
     if (modules.has('vfio_ap')) {
       vfio = new VfioAp(bus, this.klog, this.uevents)
@@ -123,19 +135,20 @@ export class Host {
     }
     bus.scan(this.opts.progress)
     const control: PowerControl = new Map()
-    return { bus, vfio, tree: this.buildTree(bus, vfio, control), power: control }
+    return { bus, vfio, zcdn, tree: this.buildTree(bus, vfio, zcdn, control), power: control }
   }
 
-  private buildTree (b: ApBus, v: VfioAp | undefined, control: PowerControl): DirNode {
+  private buildTree (b: ApBus, v: VfioAp | undefined, zn: ZcryptNodes | undefined, control: PowerControl): DirNode {
     const power = powerDirs(control)
     const ap = apTree(b, v === undefined ? [] : vfioQueueAttrs(v), power)
     const vt = v === undefined ? undefined : vfioTree(v, power)
+    const zt = zn === undefined ? undefined : zcryptTrees(zn, power, (t, buf) => b.synth(t, buf))
     const param = (show: () => string, mode = 0o440): Node => ({ kind: 'attr', mode, show })
     const driverLinks = (names: Record<string, string>): DirNode => dir(Object.fromEntries(Object.entries(names).map(([n, t]) => [n, link(t)])))
     return dir({
       bus: dir({ ap: ap.busAp, matrix: vt?.busMatrix, mdev: vt?.busMdev }),
-      devices: dir({ ap: ap.devicesAp, vfio_ap: vt?.devicesVfioAp }),
-      class: dir({ mdev_bus: vt?.classMdevBus }),
+      devices: dir({ ap: ap.devicesAp, vfio_ap: vt?.devicesVfioAp, virtual: zt === undefined ? undefined : dir({ misc: zt.virtualMisc, zcrypt: zt.virtualZcrypt }) }),
+      class: dir({ mdev_bus: vt?.classMdevBus, misc: zt?.classMisc, zcrypt: zt?.classZcrypt }),
       kernel: dir({
         iommu_groups: vt?.iommuGroups ?? dir({}),
         debug: dir({ apsim: { ...controlTree(this), mode: 0o700 } }, 0o700)
@@ -214,58 +227,68 @@ export class Host {
     return this.vfio
   }
 
-  /** A guest starts on an mdev (QEMU opens its VFIO device): it gets the shadow matrix. */
-  startGuest (name: string, uuid: string): void {
+  /**
+   * A guest starts on an mdev (QEMU opens its VFIO device): it gets the shadow matrix, and its
+   * kernel boots on it — a Secure Execution guest's when `se`.
+   */
+  startGuest (name: string, uuid: string, se = false): void {
     if (!GUEST_NAME.test(name)) fail('EINVAL', `guest name ${JSON.stringify(name)}: use letters, digits, '_', '.', '-' (at most 64)`)
     this.requireVfio().attachGuest(uuid, name)
+    this.guestSystems.delete(name)
+    this.guestSystem(name, se)
   }
 
-  /** The guest stops (QEMU closes the device): its masks are cleared, its queues reset. */
+  /** The guest stops (QEMU closes the device): its masks are cleared, its queues reset, its kernel is gone. */
   stopGuest (name: string): void {
     const g = this.guest(name)
     if (g === undefined) fail('ENOENT', `no running guest ${JSON.stringify(name)}`)
     this.requireVfio().detachGuest(g.mdev)
+    this.guestSystems.delete(name)
   }
 
   guests (): GuestInfo[] {
     const v = this.vfio
     if (v === undefined) return []
-    return v.mdevs.filter(m => m.guest !== undefined).map(guestInfo).sort((a, b) => a.name.localeCompare(b.name))
+    return v.mdevs.filter(m => m.guest !== undefined).map(m => this.info(m)).sort((a, b) => a.name.localeCompare(b.name))
   }
 
   /** One running guest by name, without going through every mdev (lookups under guest/NAME). */
   guest (name: string): GuestInfo | undefined {
     const m = this.vfio?.guestMdev(name)
-    return m === undefined ? undefined : guestInfo(m)
+    return m === undefined ? undefined : this.info(m)
+  }
+
+  private info (m: Mdev): GuestInfo { return guestInfo(m, this.guestSystems.get(m.guest!)?.system.se ?? false) }
+
+  /**
+   * The kernel guest `name` runs, following the host's changes of its APCB; booted when first
+   * needed (a guest attached by a state from before guests kept their kernels boots afresh).
+   */
+  private guestSystem (name: string, se = false): { system: GuestSystem, view: DirNode } | undefined {
+    const m = this.vfio?.guestMdev(name)
+    if (m === undefined || m.guestApcb === undefined) return undefined
+    let g = this.guestSystems.get(name)
+    if (g === undefined) {
+      const system = GuestSystem.boot(name, se, this.bus.lpar, m.guestApcb, m.guestUpdates)
+      g = { system, view: this.viewOf(system) }
+      this.guestSystems.set(name, g)
+    }
+    g.system.follow(this.bus.lpar, m.guestApcb, m.guestUpdates)
+    return g
+  }
+
+  private viewOf (system: GuestSystem): DirNode {
+    const r = system.host.root
+    return rerootedView(dir({ bus: dir({ ap: resolve(r, 'bus/ap') }), devices: dir({ ap: resolve(r, 'devices/ap') }), module: resolve(r, 'module') }), `${CONTROL_PATH}/guest/${system.name}/sys`)
   }
 
   /**
    * What the guest's own AP bus shows: a KVM guest whose QCI reports the guest's masks, with
-   * the host's adapters (types, modes, state) behind them. Read-only; rebuilt when the
-   * guest's configuration changes.
+   * the host's adapters (types, modes, state) behind them. Its writable files write to the
+   * guest's kernel, never to the host.
    */
   guestView (name: string): DirNode | undefined {
-    const m = this.vfio?.guestMdev(name)
-    if (m === undefined || m.guestApcb === undefined) return undefined
-    const cached = this.guestViews.get(name)
-    if (cached !== undefined && cached.updates === m.guestUpdates) return cached.view
-    const apcb = m.guestApcb
-    const lpar = this.bus.lpar
-    const guest: Topology = {
-      kernel: 'newest',
-      host: 'kvm',
-      qci: { available: true, features: [...lpar.features].filter(f => f !== 'APSB'), maxAdapterId: lpar.na, maxDomainId: lpar.nd },
-      interrupts: true,
-      adapters: apcb.apm.ids().map(a => lpar.adapters.get(a)).filter(a => a !== undefined).map(a => ({ ...a })),
-      usageDomains: apcb.aqm.ids(),
-      controlDomains: apcb.adm.ids(),
-      kernelParams: {},
-      modules: ['zcrypt_cex4']
-    }
-    const g = new Host(guest)
-    const view = readOnlyView(dir({ bus: dir({ ap: resolve(g.root, 'bus/ap') }), devices: dir({ ap: resolve(g.root, 'devices/ap') }), module: resolve(g.root, 'module') }), `${CONTROL_PATH}/guest/${name}/sys`)
-    this.guestViews.set(name, { updates: m.guestUpdates, view })
-    return view
+    return this.guestSystem(name)?.view
   }
 
   // -------------------------------------------------------------------------------------
@@ -300,6 +323,15 @@ export class Host {
     this.bus.scan()
   }
 
+  /**
+   * The hypervisor gives the machine a new AP configuration (a guest's APCB changed): adapters
+   * and domains become `t`'s, then one AP bus scan.
+   */
+  reconfigure (t: Topology): void {
+    this.bus.lpar.reset(t)
+    this.bus.scan()
+  }
+
   /** The machine's AP configuration in the control grammar's words. */
   lparText (): string {
     const lpar = this.bus.lpar
@@ -316,6 +348,7 @@ export class Host {
   // Snapshots
 
   snapshot (): HostState {
+    const guests = this.guests().map(g => this.guestSystem(g.name)?.system.state()).filter(g => g !== undefined)
     return {
       format: 'apsim-state',
       version: 1,
@@ -324,7 +357,9 @@ export class Host {
       vfio: this.vfio?.state() ?? null,
       klog: this.klog.records(),
       uevents: this.uevents.records(),
-      power: Object.fromEntries([...this.model.power].filter(([, v]) => v === 'on').sort(([a], [b]) => a < b ? -1 : 1)) as Record<string, 'on'>
+      power: Object.fromEntries([...this.model.power].filter(([, v]) => v === 'on').sort(([a], [b]) => a < b ? -1 : 1)) as Record<string, 'on'>,
+      zcdn: this.model.zcdn?.state(),
+      ...(guests.length === 0 ? {} : { guests })
     }
   }
 
@@ -337,12 +372,18 @@ export class Host {
     const s = parseHostState(state)
     const topology = topologyFrom(s.topology, 'state topology')
     let model: Model
+    let guests: Array<[string, { system: GuestSystem, view: DirNode }]>
     this.klog.muted = this.uevents.muted = true
     try {
       model = this.boot(topology)
       model.bus.restore(s.bus)
       if (s.vfio !== null && model.vfio !== undefined) model.vfio.restore(s.vfio)
+      if (s.zcdn !== undefined && model.zcdn !== undefined) model.zcdn.restore(s.zcdn)
       for (const [devpath, v] of Object.entries(s.power ?? {})) model.power.set(devpath, v)
+      guests = (s.guests ?? []).map(g => {
+        const system = GuestSystem.fromState(g)
+        return [g.name, { system, view: this.viewOf(system) }]
+      })
     } catch (e) {
       if (isSysfsError(e)) throw e
       return fail('EINVAL', `state does not fit: ${(e as Error).message}`)
@@ -355,7 +396,8 @@ export class Host {
     this.uevents.load(s.uevents)
     const last = Math.max(s.klog.at(-1)?.usec ?? 0, s.uevents.at(-1)?.usec ?? 0)
     this.clockBase = Math.max(0, last - this.clockRaw())
-    this.guestViews.clear()
+    this.guestSystems.clear()
+    for (const [name, g] of guests) this.guestSystems.set(name, g)
   }
 
   /**

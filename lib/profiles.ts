@@ -22,6 +22,8 @@ export interface Switches {
   apConfig: boolean
   matrixFeatures: boolean
   newLogWording: boolean
+  ueventStoreRc: boolean
+  zcdnAdmask: boolean
 }
 
 /** What each switch means, as `apsim profiles` explains it. */
@@ -29,7 +31,7 @@ export const SWITCH_DOCS: Record<keyof Switches, string> = {
   scansAndBindings: '5.12: `bus/ap/scans` and `bindings`, the INITSCAN and BINDINGS uevents.',
   maskChangeUevents: '≈5.12: a mask write equal to the mask is skipped; changes send APMASK/AQMASK uevents.',
   chkstopAndMaxMsgSize: '≈6.1: card and queue `chkstop`, card `max_msg_size`.',
-  apFeatures64: "6.4: `bus/ap/features`, queue `ap_functions`, the card's `ap_functions` without bind-state bits, kstrtobool/kstrtoul for poll_thread/poll_timeout (0 accepted).",
+  apFeatures64: "6.4: `bus/ap/features`, queue `ap_functions`, the card's `ap_functions` without bind-state bits, a Secure Execution guest's `se_bind`/`se_associate`, kstrtobool/kstrtoul for poll_thread/poll_timeout (0 accepted).",
   boolEnableDisable: '≈6.16: the boolean parser also takes e/E (enable) and d/D (disable).',
   driverOverride: '6.19: queue `driver_override`, its exclusion with the masks, `bindings_complete_count`, and the in-use check against all 256 ids of the other mask.',
   maxKnownType: 'The newest card type the kernel knows: 13 (CEX7) before CEX8 support, else 14.',
@@ -42,7 +44,9 @@ export const SWITCH_DOCS: Record<keyof Switches, string> = {
   passableDeconfigured: '6.9: deconfigured and checkstopped reset results keep an adapter in the guest view.',
   apConfig: '6.10: mdev `ap_config`.',
   matrixFeatures: '6.12: `/sys/devices/vfio_ap/matrix/features`.',
-  newLogWording: '6.15: the reworded sharing / in-use log lines; a blocked `remove` takes the AP resources from the guest at once.'
+  newLogWording: '6.15: the reworded sharing / in-use log lines; a blocked `remove` takes the AP resources from the guest at once.',
+  ueventStoreRc: "6.1: a device's refused `uevent` write logs the error code (`uevent: failed to send synthetic uevent: -22`).",
+  zcdnAdmask: '≈6.4 (between the 6.0 and 6.8 profiles): zcrypt device nodes have `admask`, the control domains a node may address.'
 }
 
 export interface KernelProfile extends Switches {
@@ -69,7 +73,9 @@ const k510: KernelProfile = {
   passableDeconfigured: false,
   apConfig: false,
   matrixFeatures: false,
-  newLogWording: false
+  newLogWording: false,
+  ueventStoreRc: false,
+  zcdnAdmask: false
 }
 
 const k60: KernelProfile = {
@@ -92,7 +98,9 @@ const k68: KernelProfile = {
   apFeatures64: true,
   exhaustedEusers: true,
   removeRequestLog: true,
-  filterWholeMatrix: true
+  filterWholeMatrix: true,
+  ueventStoreRc: true,
+  zcdnAdmask: true
 }
 
 const k610: KernelProfile = {

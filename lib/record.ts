@@ -97,6 +97,13 @@ export function recordTopology (read: RecordReader, list: RecordLister, progress
   if (list('devices/ap') === undefined) throw new RecordError('cannot list devices/ap: is this a /sys tree of a host with an AP bus?')
   const queueDomains = new Set<number>()
   const adapters: Array<Record<string, unknown>> = []
+  // A Secure Execution guest's queues have se_bind; their ap_functions carry the bind state (bits 16-17).
+  const seGuest = cards.some(c => (list(`devices/ap/${c}`) ?? []).some(q => /^[0-9a-f]{2}\.[0-9a-f]{4}$/.test(q) && text(`devices/ap/${c}/${q}/se_bind`) !== undefined))
+  if (seGuest) {
+    topology.host = 'kvm'
+    topology.secure_execution = true
+    notes.push('a Secure Execution guest: the queues\' bind and association states are not recorded (they start unbound)')
+  }
   for (const [i, card] of cards.entries()) {
     progress?.(i, cards.length)
     const id = parseInt(card.slice(4), 16)
@@ -110,7 +117,7 @@ export function recordTopology (read: RecordReader, list: RecordLister, progress
     for (const q of queues) { fnText = text(`${base}/${q}/ap_functions`); if (fnText !== undefined) break }
     fnText ??= need(`${base}/ap_functions`)
     if (!/^0x[0-9a-f]{1,8}$/i.test(fnText.trim())) throw new RecordError(`${base}/ap_functions: ${JSON.stringify(fnText)} is not a facility word`)
-    const functions = parseInt(fnText.trim().slice(2), 16)
+    const functions = (parseInt(fnText.trim().slice(2), 16) & (seGuest ? ~0xc000 : ~0)) >>> 0
     const mode = modeOf(functions)
     if (mode === undefined) {
       notes.push(`${card}: ap_functions ${fnText.trim()} has no mode bit (accel, CCA, EP11); left out`)

@@ -9,6 +9,8 @@
  * of the state's interfaces has its check.
  */
 import type { BusState } from './ap/bus.js'
+import type { ZcdnState } from './ap/zcdn.js'
+import type { GuestState } from './guest.js'
 import { fail } from './errors.js'
 import type { KlogRecord, Uevent } from './events.js'
 import { GUEST_NAME } from './control.js'
@@ -132,7 +134,9 @@ const bus = obj<BusState>({
     chkstop: bool,
     requestCount: decimal,
     resets: int(0, Number.MAX_SAFE_INTEGER),
-    resetResult: oneOf('normal', 'deconfigured', 'checkstopped', 'failed')
+    resetResult: oneOf('normal', 'deconfigured', 'checkstopped', 'failed'),
+    seBind: optional(oneOf('usable', 'usable-no-secure-key', 'available', 'unusable')),
+    assocIdx: optional(nullable(int(0, 0xffff)))
   }))
 })
 
@@ -155,7 +159,19 @@ const vfio = obj<VfioState>({
 const seq = int(1, Number.MAX_SAFE_INTEGER)
 const usec = int(0, Number.MAX_SAFE_INTEGER)
 
-const hostState = obj<HostState>({
+/** A zcrypt device node's name as the kernel keeps it: no `/` (stored as `!`), at most 31 bytes. */
+const zcdnName = bytes(/^(?!\.\.?$|create$|destroy$)[^/\0\n]{1,31}$/, 'a zcrypt node name')
+
+const zcdn = obj<ZcdnState>({
+  nodes: list(obj<ZcdnState['nodes'][number]>({ name: zcdnName, minor: id, ioctlmask: mask, apmask: mask, aqmask: mask, admask: mask }))
+})
+
+const hostState: Check<HostState> = (v, field) => hostStateFields(v, field)
+
+/** A running guest's own kernel: a host state of its own (which has no guests). */
+const guest = obj<GuestState>({ name: guestName, se: bool, updates: int(0, Number.MAX_SAFE_INTEGER), state: hostState })
+
+const hostStateFields = obj<HostState>({
   format: oneOf('apsim-state'),
   version: oneOf(1),
   topology,
@@ -170,7 +186,9 @@ const hostState = obj<HostState>({
     subsystem: bytes(/^[a-z_]{1,32}$/, 'a subsystem name'),
     env: list(pair(bytes(/^[^=]+$/, 'a variable name'), bytes()))
   })),
-  power: optional(record(devpath, oneOf('on' as const)))
+  power: optional(record(devpath, oneOf('on' as const))),
+  zcdn: optional(zcdn),
+  guests: optional(list(guest))
 })
 
 /** `field` must not repeat a value. */
@@ -201,6 +219,11 @@ export function parseHostState (v: unknown): HostState {
     unique(mdevs, m => m.guest ?? undefined, i => `vfio.mdevs[${i}].guest`)
     mdevs.forEach((m, i) => { if (m.iommuGroup >= s.vfio!.nextGroup) refuse(`vfio.mdevs[${i}].iommuGroup`, `must be below nextGroup (${s.vfio!.nextGroup})`) })
   }
+  if (s.zcdn !== undefined) {
+    unique(s.zcdn.nodes, n => n.name, i => `zcdn.nodes[${i}].name`)
+    unique(s.zcdn.nodes, n => n.minor, i => `zcdn.nodes[${i}].minor`)
+  }
+  unique(s.guests ?? [], g => g.name, i => `guests[${i}].name`)
   ascending(s.klog, 'klog')
   ascending(s.uevents, 'uevents')
   return s

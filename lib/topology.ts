@@ -33,6 +33,8 @@ export interface Topology {
   /** The kernel profile (lib/profiles.ts): `newest` unless given. */
   kernel: string
   host: HostKind
+  /** A KVM guest running under Secure Execution (with APSB, its queues offer se_bind/se_associate). */
+  secureExecution: boolean
   qci: { available: boolean, features: QciFeature[], maxAdapterId: number, maxDomainId: number }
   interrupts: boolean
   adapters: AdapterSpec[]
@@ -136,7 +138,8 @@ function readAdapter (r: Reader, v: unknown, field: string): AdapterSpec {
   }
 }
 
-function defaultSerial (id: number, mode: AdapterMode): string {
+/** A serial number of the width the card reports for its mode: 8 characters (CCA), 16 (EP11). */
+export function defaultSerial (id: number, mode: AdapterMode): string {
   const hex = id.toString(16).toUpperCase().padStart(2, '0')
   return mode === 'ep11' ? `93AAP${hex}SIM000000`.slice(0, 16) : `93AAC${hex}S`.slice(0, 8)
 }
@@ -151,7 +154,7 @@ function kernelName (v: unknown): unknown {
 export function topologyFrom (data: unknown, source?: string): Topology {
   const r = new Reader(source)
   const o = r.obj(data ?? {}, '(top level)')
-  r.keys(o, '', ['kernel', 'host', 'qci', 'interrupts', 'adapters', 'usage_domains', 'control_domains', 'kernel_params', 'modules'])
+  r.keys(o, '', ['kernel', 'host', 'secure_execution', 'qci', 'interrupts', 'adapters', 'usage_domains', 'control_domains', 'kernel_params', 'modules'])
 
   let qci: Topology['qci'] = { available: false, features: [], maxAdapterId: 0, maxDomainId: 0 }
   if (o.qci !== undefined && o.qci !== false) {
@@ -194,9 +197,14 @@ export function topologyFrom (data: unknown, source?: string): Topology {
     modules = r.list(o.modules, 'modules').map((m, i) => r.oneOf(m, `modules[${i}]`, MODULES))
   }
 
+  const host = o.host === undefined ? 'lpar' : r.oneOf(o.host, 'host', ['lpar', 'zvm', 'kvm'] as const)
+  const secureExecution = o.secure_execution === undefined ? false : r.bool(o.secure_execution, 'secure_execution')
+  if (secureExecution && host !== 'kvm') r.fail('secure_execution', `a Secure Execution guest is a KVM guest (host: kvm), not ${host}`)
+
   return {
     kernel: o.kernel === undefined ? 'newest' : r.oneOf(kernelName(o.kernel), 'kernel', PROFILE_NAMES),
-    host: o.host === undefined ? 'lpar' : r.oneOf(o.host, 'host', ['lpar', 'zvm', 'kvm'] as const),
+    host,
+    secureExecution,
     qci,
     interrupts: o.interrupts === undefined ? true : r.bool(o.interrupts, 'interrupts'),
     adapters,
@@ -220,6 +228,7 @@ export function topologyData (t: Topology): Record<string, unknown> {
   return {
     kernel: t.kernel,
     host: t.host,
+    ...(t.secureExecution ? { secure_execution: true } : {}),
     qci: t.qci.available
       ? { available: true, features: t.qci.features, max_adapter_id: t.qci.maxAdapterId, max_domain_id: t.qci.maxDomainId }
       : { available: false },

@@ -4,7 +4,7 @@
  * the `/sys/bus/ap` attributes.
  */
 import { fail } from '../errors.js'
-import { synthUevent, type KernelLog, type UeventAction, type UeventLog } from '../events.js'
+import { synthUevent, type KernelLog, type SynthTarget, type UeventAction, type UeventLog } from '../events.js'
 import { hex2mask, Mask, parseApMask, qciMaskText } from '../mask.js'
 import { cstr, kstrtobool, kstrtoull, sscanfInt, sscanfU64 } from '../parse.js'
 import { NEWEST, profile, type KernelProfile } from '../profiles.js'
@@ -61,6 +61,9 @@ export interface BusState {
     requestCount: string
     resets: number
     resetResult: Queue['resetResult']
+    /** Secure Execution guests only (absent elsewhere and in older states). */
+    seBind?: Queue['seBind']
+    assocIdx?: number | null
   }>
 }
 
@@ -88,6 +91,8 @@ export class ApBus {
   pollTimeout: bigint
   pollThread = false
   readonly interrupts: boolean
+  /** The kernel runs in a Secure Execution guest (is_prot_virt_guest). */
+  readonly seGuest: boolean
   scans = 0n
   bindingsCompleteCount = 0n
   private bindingsDone = false
@@ -115,6 +120,7 @@ export class ApBus {
     if (t.kernelParams.aqmask !== undefined) this.aqmask = this.bootMask(t.kernelParams.aqmask, 'aqmask')
     this.masksInUse = !this.apmask.equals(Mask.all()) || !this.aqmask.equals(Mask.all())
     this.interrupts = t.interrupts && t.kernelParams.useirq !== false
+    this.seGuest = t.secureExecution
     this.pollTimeout = t.host === 'zvm' ? 1500000n : 250000n
     this.pollThread = t.kernelParams.pollThread === true && !this.interrupts
     const dom = t.kernelParams.domain
@@ -524,10 +530,14 @@ export class ApBus {
     this.event('change', q, [['ONLINE', on ? '1' : '0']])
   }
 
-  /** `echo add > uevent` on the bus, a driver, the root or a device. */
-  synthUevent (dev: ApDevice | undefined, buf: string, devpath = '/bus/ap'): void {
-    const r = synthUevent(this.uevents, dev?.devpath ?? devpath, 'ap', dev === undefined ? [] : dev.uevent(), buf)
-    if (typeof r === 'string') fail('EINVAL', r)
+  /** `echo add > uevent` on a card or queue. */
+  synthUevent (dev: ApDevice, buf: string): void {
+    this.synth({ devpath: dev.devpath, subsystem: 'ap', env: dev.uevent(), device: `${dev.driver ?? 'ap'} ${dev.name}` }, buf)
+  }
+
+  /** `echo add > uevent` on any object of the AP bus (the bus, a driver, the root device). */
+  synth (t: SynthTarget, buf: string): void {
+    synthUevent(this.uevents, this.klog, t, buf, this.profile.ueventStoreRc)
   }
 
   state (): BusState {
@@ -557,7 +567,8 @@ export class ApBus {
         chkstop: q.chkstop,
         requestCount: String(q.requestCount),
         resets: q.resets,
-        resetResult: q.resetResult
+        resetResult: q.resetResult,
+        ...(this.seGuest ? { seBind: q.seBind, assocIdx: q.assocIdx ?? null } : {})
       }))
     }
   }
@@ -594,7 +605,9 @@ export class ApBus {
         chkstop: q.chkstop,
         requestCount: BigInt(q.requestCount),
         resets: q.resets,
-        resetResult: q.resetResult
+        resetResult: q.resetResult,
+        seBind: q.seBind ?? 'available',
+        assocIdx: q.assocIdx ?? undefined
       })
       if (q.driverOverride !== null) this.overrideCount++
     }
@@ -701,5 +714,5 @@ export const busAttrs: Array<AttrDecl<ApBus>> = [
     store: (b, buf) => { b.driversAutoprobe = buf[0] !== '0' }
   },
   { name: 'drivers_probe', mode: 0o200, store: (b, buf) => b.driversProbeStore(buf) },
-  { name: 'uevent', mode: 0o200, store: (b, buf) => b.synthUevent(undefined, buf, '/bus/ap') }
+  { name: 'uevent', mode: 0o200, store: (b, buf) => b.synth({ devpath: '/bus/ap', subsystem: 'bus', env: [] }, buf) }
 ]

@@ -8,6 +8,7 @@ import { sscanfInt } from '../parse.js'
 import type { AttrDecl } from '../sysfs.js'
 import type { AdapterMode } from '../topology.js'
 import type { ApBus } from './bus.js'
+import { queueFacility } from './se.js'
 
 // Ids are 0..255: their hex forms come from tables (65,536 queue names at boot, 512 APQNs per
 // `matrix` read).
@@ -23,6 +24,8 @@ export type DriverName = 'cex4card' | 'cex4queue' | 'vfio_ap'
 
 /** AP device states that sysfs exposes (ap_bus.h). */
 export type DevState = 'uninitiated' | 'operating' | 'shutdown' | 'error'
+/** A queue's Secure Execution bind state (TAPQ's BS field, AP_BS_Q_*). */
+export type BindState = 'usable' | 'usable-no-secure-key' | 'available' | 'unusable'
 /** The queue state machine, only as far as `reset` shows it. */
 export type SmState = 'reset_start' | 'idle'
 
@@ -124,6 +127,9 @@ export class Queue {
   resets = 0
   /** Result of the last reset vfio_ap issued (its filter looks at it). */
   resetResult: 'normal' | 'deconfigured' | 'checkstopped' | 'failed' = 'normal'
+  /** In a Secure Execution guest (se.ts): the bind state and the association index. */
+  seBind: BindState = 'available'
+  assocIdx: number | undefined
 
   // `XX.YYYY` and `/devices/ap/cardXX/XX.YYYY`: every event and lookup needs them, so with
   // 65,536 queues they are computed once, not per use.
@@ -225,7 +231,7 @@ export const queueCoreAttrs: Array<AttrDecl<Queue>> = [
   },
   { name: 'config', mode: 0o444, show: q => `${q.config ? 1 : 0}\n` },
   { name: 'chkstop', mode: 0o444, visible: q => q.card.bus.profile.chkstopAndMaxMsgSize, show: q => `${q.chkstop ? 1 : 0}\n` },
-  { name: 'ap_functions', mode: 0o444, visible: q => q.card.bus.profile.apFeatures64, show: q => `${hex8(q.card.functions)}\n` },
+  { name: 'ap_functions', mode: 0o444, visible: q => q.card.bus.profile.apFeatures64, show: q => `${hex8(queueFacility(q))}\n` },
   {
     name: 'driver_override',
     mode: 0o644,

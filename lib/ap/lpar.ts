@@ -5,7 +5,7 @@
  */
 import { Mask } from '../mask.js'
 import { fail } from '../errors.js'
-import { DEFAULT_FUNCTIONS, type AdapterMode, type AdapterSpec, type HostKind, type QciFeature, type Topology } from '../topology.js'
+import { DEFAULT_FUNCTIONS, defaultSerial, type AdapterMode, type AdapterSpec, type HostKind, type QciFeature, type Topology } from '../topology.js'
 
 export interface QciInfo {
   available: boolean
@@ -115,7 +115,7 @@ export class Lpar {
       functions: n.functions ?? DEFAULT_FUNCTIONS[n.mode],
       depth: n.depth ?? 8,
       ml: n.ml ?? 0,
-      serial: n.serial ?? `SIM${n.id.toString(16).padStart(2, '0').toUpperCase()}`,
+      serial: n.serial ?? defaultSerial(n.id, n.mode),
       configured: true,
       checkstopped: false
     })

@@ -7,6 +7,7 @@ import type { PowerDirs } from '../power.js'
 import { type AttrDecl, DirType, type DirNode, type EntryDecl, type Node } from '../sysfs.js'
 import { ApBus, type ApDriver, busAttrs, isQueue } from './bus.js'
 import { type Card, type Queue, cardCoreAttrs, queueCoreAttrs } from './device.js'
+import { seQueueAttrs } from './se.js'
 import { zcryptCardAttrs, zcryptQueueAttrs } from './zcrypt.js'
 
 const dirOf = (t: DirType<Card> | DirType<Queue>, dev: Card | Queue): DirNode =>
@@ -18,6 +19,7 @@ const driverLink = (dev: Card | Queue): string | undefined => dev.driver === und
 export function apTree (bus: ApBus, queueExtra: Array<AttrDecl<Queue>>, power: PowerDirs): { busAp: DirNode, devicesAp: DirNode } {
   const queueDir = new DirType<Queue>([
     ...queueCoreAttrs,
+    ...seQueueAttrs,
     ...zcryptQueueAttrs,
     ...queueExtra,
     { name: 'driver', link: driverLink },
@@ -55,7 +57,7 @@ export function apTree (bus: ApBus, queueExtra: Array<AttrDecl<Queue>>, power: P
   const driverDir = new DirType<ApDriver>([
     { name: 'bind', mode: 0o200, store: (d, buf) => bus.bindStore(d, buf) },
     { name: 'unbind', mode: 0o200, store: (d, buf) => bus.unbindStore(d, buf) },
-    { name: 'uevent', mode: 0o200, store: (d, buf) => bus.synthUevent(undefined, buf, `/bus/ap/drivers/${d.name}`) },
+    { name: 'uevent', mode: 0o200, store: (d, buf) => bus.synth({ devpath: `/bus/ap/drivers/${d.name}`, subsystem: 'drivers', env: [] }, buf) },
     { name: 'module', link: d => `module/${d.module}` },
     {
       kind: 'link',
@@ -94,7 +96,7 @@ export function apTree (bus: ApBus, queueExtra: Array<AttrDecl<Queue>>, power: P
   ] satisfies Array<EntryDecl<ApBus>>).instance(bus)
 
   const devicesAp = new DirType<ApBus>([
-    { name: 'uevent', mode: 0o644, show: () => '', store: (b, buf) => b.synthUevent(undefined, buf, '/devices/ap') },
+    { name: 'uevent', mode: 0o644, show: () => '', store: (b, buf) => b.synth({ devpath: '/devices/ap', subsystem: 'ap', env: [], device: 'ap ap' }, buf) },
     { name: 'power', dir: () => power('/devices/ap') },
     {
       kind: 'dir',

@@ -34,6 +34,9 @@ const boundQ = (q: Queue): boolean => q.driver === 'cex4queue'
 
 const EP11_OP_MODES = ['FIPS2009', 'BSI2009', 'FIPS2011', 'BSI2011', 'SIGG-IMPORT', 'SIGG', 'BSICC2017', 'FIPS2021', 'FIPS2024']
 
+/** ep11_serialnr_show: `%16.16s`, or an empty line when the card reports none (CCA's field holds 8). */
+const serialnrEp11 = (serial: string): string => serial === '' ? '\n' : `${serial.slice(0, 16).padStart(16, ' ')}\n`
+
 export const zcryptCardAttrs: Array<AttrDecl<Card>> = [
   { name: 'type', mode: 0o444, visible: bound, show: c => `${zcryptTypeName(c)}\n` },
   {
@@ -48,7 +51,7 @@ export const zcryptCardAttrs: Array<AttrDecl<Card>> = [
     name: 'serialnr',
     mode: 0o444,
     visible: c => bound(c) && (c.mode === 'cca' || c.mode === 'ep11'),
-    show: c => c.mode === 'cca' && c.bus.apDomain < 0 ? '\n' : `${c.serial}\n`
+    show: c => c.mode === 'cca' ? (c.bus.apDomain < 0 ? '\n' : `${c.serial.slice(0, 8)}\n`) : serialnrEp11(c.serial)
   },
   { name: 'API_ordinalnr', mode: 0o444, visible: c => bound(c) && c.mode === 'ep11', show: () => '6\n' },
   { name: 'FW_version', mode: 0o444, visible: c => bound(c) && c.mode === 'ep11', show: () => '7.25\n' },

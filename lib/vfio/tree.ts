@@ -4,7 +4,7 @@
  * mdevs' IOMMU groups.
  */
 import { fail } from '../errors.js'
-import { synthUevent } from '../events.js'
+import type { SynthTarget } from '../events.js'
 import type { PowerDirs } from '../power.js'
 import { type AttrDecl, DirType, type DirNode, type Node } from '../sysfs.js'
 import type { Queue } from '../ap/device.js'
@@ -43,7 +43,7 @@ export function vfioTree (v: VfioAp, power: PowerDirs): VfioTrees {
     { name: 'guest_matrix', mode: 0o444, visible: () => v.profile.dynamicConfig, show: m => matrixText(m.shadow.apm, m.shadow.aqm, v.apmMax, v.aqmMax) },
     { name: 'ap_config', mode: 0o644, visible: () => v.profile.apConfig, show: m => v.apConfigText(m), store: (m, buf) => v.storeApConfig(m, buf) },
     { name: 'remove', mode: 0o200, visible: m => !m.removing, store: (m, buf) => v.removeStore(m, buf) },
-    { name: 'uevent', mode: 0o644, show: () => `DRIVER=vfio_ap_mdev\nMDEV_TYPE=${TYPE_NAME}\n`, store: (m, buf) => synth(m.devpath, 'mdev', [['DRIVER', 'vfio_ap_mdev'], ['MDEV_TYPE', TYPE_NAME]])(m, buf) },
+    { name: 'uevent', mode: 0o644, show: () => `DRIVER=vfio_ap_mdev\nMDEV_TYPE=${TYPE_NAME}\n`, store: (m, buf) => v.bus.synth({ devpath: m.devpath, subsystem: 'mdev', env: [['DRIVER', 'vfio_ap_mdev'], ['MDEV_TYPE', TYPE_NAME]], device: `vfio_ap_mdev ${m.uuid}` }, buf) },
     { name: 'mdev_type', link: () => `${MATRIX_PATH}/mdev_supported_types/${TYPE_DIR}` },
     { name: 'driver', link: () => 'bus/mdev/drivers/vfio_ap_mdev' },
     { name: 'subsystem', link: () => 'bus/mdev' },
@@ -51,10 +51,7 @@ export function vfioTree (v: VfioAp, power: PowerDirs): VfioTrees {
     { name: 'power', dir: m => power(m.devpath) }
   ])
 
-  const synth = (devpath: string, subsystem: string, env: Array<[string, string]>) => (_c: unknown, buf: string): void => {
-    const r = synthUevent(v.uevents, devpath, subsystem, env, buf)
-    if (typeof r === 'string') fail('EINVAL', r)
-  }
+  const synth = (t: SynthTarget) => (_c: unknown, buf: string): void => { v.bus.synth(t, buf) }
 
   const typeDir = new DirType<null>([
     { name: 'name', mode: 0o444, show: () => 'VFIO AP Passthrough Device\n' },
@@ -69,7 +66,7 @@ export function vfioTree (v: VfioAp, power: PowerDirs): VfioTrees {
     { name: 'mdev_supported_types', dir: () => new DirType<null>([{ name: TYPE_DIR, dir: () => typeDir }]).instance(null) },
     { name: 'driver', link: () => 'bus/matrix/drivers/vfio_ap' },
     { name: 'subsystem', link: () => 'bus/matrix' },
-    { name: 'uevent', mode: 0o644, show: () => 'DRIVER=vfio_ap\n', store: synth(`/${MATRIX_PATH}`, 'matrix', [['DRIVER', 'vfio_ap']]) },
+    { name: 'uevent', mode: 0o644, show: () => 'DRIVER=vfio_ap\n', store: synth({ devpath: `/${MATRIX_PATH}`, subsystem: 'matrix', env: [['DRIVER', 'vfio_ap']], device: 'vfio_ap matrix' }) },
     { name: 'power', dir: () => power(`/${MATRIX_PATH}`) },
     {
       kind: 'dir',
@@ -78,8 +75,10 @@ export function vfioTree (v: VfioAp, power: PowerDirs): VfioTrees {
     }
   ]).instance(null)
 
+  // A root device with neither bus nor class: dev_uevent_filter drops its events, and its
+  // dev_err prefix has an empty driver string.
   const devicesVfioAp = new DirType<null>([
-    { name: 'uevent', mode: 0o644, show: () => '', store: synth('/devices/vfio_ap', 'vfio_ap', []) },
+    { name: 'uevent', mode: 0o644, show: () => '', store: synth({ devpath: '/devices/vfio_ap', subsystem: undefined, env: [], device: ' vfio_ap' }) },
     { name: 'power', dir: () => power('/devices/vfio_ap') },
     { name: 'matrix', dir: () => matrixDir }
   ]).instance(null)
@@ -89,14 +88,14 @@ export function vfioTree (v: VfioAp, power: PowerDirs): VfioTrees {
     { name: 'drivers', dir: () => new DirType<null>(Object.entries(drivers).map(([name, d]) => ({ name, dir: () => d }))).instance(null) },
     { name: 'drivers_autoprobe', mode: 0o644, show: () => '1\n', store: () => {} },
     { name: 'drivers_probe', mode: 0o200, store: () => fail('ENODEV', 'drivers_probe: no such device') },
-    { name: 'uevent', mode: 0o200, store: synth(`/bus/${bus}`, bus, []) }
+    { name: 'uevent', mode: 0o200, store: synth({ devpath: `/bus/${bus}`, subsystem: 'bus', env: [] }) }
   ]).instance(null)
 
   const busMatrix = busDir('matrix',
     links(() => ['matrix'], name => name === 'matrix' ? MATRIX_PATH : undefined),
     {
       vfio_ap: new DirType<null>([
-        { name: 'uevent', mode: 0o200, store: synth('/bus/matrix/drivers/vfio_ap', 'matrix', []) },
+        { name: 'uevent', mode: 0o200, store: synth({ devpath: '/bus/matrix/drivers/vfio_ap', subsystem: 'drivers', env: [] }) },
         { name: 'matrix', link: () => MATRIX_PATH }
       ]).instance(null)
     })
@@ -105,7 +104,7 @@ export function vfioTree (v: VfioAp, power: PowerDirs): VfioTrees {
     links(uuids, mdevTarget),
     {
       vfio_ap_mdev: new DirType<null>([
-        { name: 'uevent', mode: 0o200, store: synth('/bus/mdev/drivers/vfio_ap_mdev', 'mdev', []) },
+        { name: 'uevent', mode: 0o200, store: synth({ devpath: '/bus/mdev/drivers/vfio_ap_mdev', subsystem: 'drivers', env: [] }) },
         { name: 'module', link: () => 'module/vfio_ap' },
         { kind: 'link', names: uuids, lookup: (_c, name) => { const t = mdevTarget(name); return t === undefined ? undefined : { kind: 'link', target: t } } }
       ]).instance(null)

@@ -509,6 +509,23 @@ across('newLogWording', 'a blocked remove takes the AP resources from the guest 
 })
 
 // ---------------------------------------------------------------------------------------
+// uevent files and zcrypt device nodes
+
+across('ueventStoreRc', 'a refused device uevent write logs uevent_store\'s line, with the error code from 6.1', F1, async s => {
+  const before = await s.klog()
+  await s.expect('echo bogus > devices/ap/card03/uevent', { stdout: '', stderr: writeError('EINVAL') })
+  s.t.deepEqual(await s.klogSince(before), [
+    'synth uevent: /devices/ap/card03: unknown uevent action string',
+    `cex4card card03: uevent: failed to send synthetic uevent${s.pick('', ': -22')}`
+  ], `${s.kernel}: kernel log`)
+})
+
+across('zcdnAdmask', 'zcrypt device nodes have admask', F1, async s => {
+  await s.ok('echo n1 > class/zcrypt/create')
+  await s.expect('ls devices/virtual/zcrypt/n1 | grep mask', { stdout: s.pick('', 'admask\n') + 'apmask\naqmask\nioctlmask\n', stderr: '' })
+})
+
+// ---------------------------------------------------------------------------------------
 
 test('every switch of lib/profiles.ts flips once, between adjacent profiles, and is tested', t => {
   for (const sw of SWITCHES) {

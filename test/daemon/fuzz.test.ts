@@ -28,6 +28,7 @@ import { type Node, relativeLink } from '../../lib/sysfs.js'
 import { spawn } from 'node:child_process'
 import { mountHost, run } from '../helpers/mount.js'
 import { storeErrnos } from '../helpers/errnos.js'
+import { STRERROR } from '../helpers/shell.js'
 
 const WRITER = fileURLToPath(new URL('../../../test/helpers/fuzz-writer.py', import.meta.url))
 const SEED = process.env.APSIM_FUZZ_SEED !== undefined ? Number(process.env.APSIM_FUZZ_SEED) : Date.now() % 1000000007
@@ -47,7 +48,7 @@ function walk (root: Node): Map<string, string> {
     if (node.kind === 'link') { out.set(path, `-> ${relativeLink(path, node.target)}`); return }
     if (node.kind === 'attr') {
       if ((node.mode & 0o444) !== 0) {
-        try { out.set(path, (node.show?.() ?? '').slice(0, node.limit ?? 4095)) } catch (e) { out.set(path, `(error ${isSysfsError(e) ? e.code : String(e)})`) }
+        try { out.set(path, (node.show?.() ?? '').slice(0, node.limit ?? 4095)) } catch (e) { out.set(path, `(error ${isSysfsError(e) ? STRERROR[e.code] : String(e)})`) }
       }
       return
     }

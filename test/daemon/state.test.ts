@@ -123,6 +123,33 @@ test('SIGKILL right after writes loses nothing: mdevs, matrix, masks, guest_matr
   }
 })
 
+test('SIGKILL right after writes keeps zcrypt nodes and a Secure Execution guest\'s own state (state fields zcdn, guests)', async t => {
+  const file = path.join(tmpDir(t), 'host.json')
+  const G = `${C}/guest/pv1/sys`
+  const topology = path.join(tmpDir(t), 'se.yaml')
+  writeFileSync(topology, 'qci: { features: [APSC, APXA, QACT, RC8A], max_adapter_id: 63, max_domain_id: 255 }\nadapters: [{ id: 4, type: CEX8, mode: ep11 }]\nusage_domains: [4]\n')
+  const a = await mountHost({ args: ['--state', file, '--topology', topology] })
+  let view: string
+  try {
+    await ok(t, a, `echo -4 > bus/ap/apmask && echo ${U1} > ${M}/mdev_supported_types/vfio_ap-passthrough/create
+      echo 4 > ${M}/${U1}/assign_adapter && echo 4 > ${M}/${U1}/assign_domain
+      echo pod1 > class/zcrypt/create && echo +4 > devices/virtual/zcrypt/pod1/apmask`)
+    t.is((await apsim('guest', 'start', a.dir, 'pv1', U1, '--se')).code, 0)
+    await ok(t, a, `echo 1 > ${G}/devices/ap/card04/04.0004/se_bind && echo 7 > ${G}/devices/ap/card04/04.0004/se_associate`)
+    view = await ok(t, a, `cat ${C}/guests devices/virtual/zcrypt/pod1/apmask ${G}/devices/ap/card04/04.0004/se_associate`)
+    await kill9(a)
+  } finally {
+    await a.stop()
+  }
+  t.is(view, `pv1 ${U1} se\n0x08${'0'.repeat(62)}\nassociated 7\n`)
+  const b = await mountHost({ args: ['--state', file] })
+  try {
+    t.is(await ok(t, b, `cat ${C}/guests devices/virtual/zcrypt/pod1/apmask ${G}/devices/ap/card04/04.0004/se_associate`), view)
+  } finally {
+    await b.stop()
+  }
+})
+
 test('a remove that waited for guest stop is saved when it completes', async t => {
   const dir = tmpDir(t)
   const file = path.join(dir, 'host.json')

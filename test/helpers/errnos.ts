@@ -46,6 +46,13 @@ const RULES: Rule[] = [
   [new RegExp(`^devices/ap/${CARD}/${QUEUE}/reset$`), always()],
   // §2.4 (6.19): masks in use, a page or more
   [new RegExp(`^devices/ap/${CARD}/${QUEUE}/driver_override$`), always('EINVAL')],
+  // ap_queue.c (Secure Execution guests): se_bind EINVAL/EIO/EBUSY; se_associate also ERANGE (kstrtouint)
+  [new RegExp(`^devices/ap/${CARD}/${QUEUE}/se_bind$`), always('EINVAL', 'EIO', 'EBUSY')],
+  [new RegExp(`^devices/ap/${CARD}/${QUEUE}/se_associate$`), always('EINVAL', 'ERANGE', 'EIO', 'EBUSY')],
+  // zcrypt_api.c: zcdn_create EEXIST/ENOSPC (EINVAL: "." and ".."), zcdn_destroy ENOENT, the masks' grammar EINVAL
+  [/^class\/zcrypt\/create$/, always('EEXIST', 'ENOSPC', 'EINVAL')],
+  [/^class\/zcrypt\/destroy$/, always('ENOENT')],
+  [/^devices\/virtual\/zcrypt\/[^/]+\/(ioctlmask|apmask|aqmask|admask)$/, always('EINVAL')],
   // vfio-ap.md §1.3: create EINVAL / EEXIST / EUSERS (EPERM before 6.1)
   [/^devices\/vfio_ap\/matrix\/mdev_supported_types\/vfio_ap-passthrough\/create$/, p => ['EINVAL', 'EEXIST', p.exhaustedEusers ? 'EUSERS' : 'EPERM']],
   // §2.2–§2.7
@@ -66,7 +73,8 @@ const RULES: Rule[] = [
 
 /** The errnos a store to `path` may fail with under `profile`; undefined for a file the table does not know. */
 export function storeErrnos (path: string, profile: KernelProfile): ReadonlySet<Errno> | undefined {
-  const p = path.replace(/^\/+/, '')
+  // A guest's own sysfs (README, guests) has the files of the AP bus, with the same errnos.
+  const p = path.replace(/^\/+/, '').replace(/^kernel\/debug\/apsim\/guest\/[^/]+\/sys\//, '')
   for (const [re, errnos] of RULES) if (re.test(p)) return new Set(errnos(profile))
   return undefined
 }

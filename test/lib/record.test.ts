@@ -212,6 +212,26 @@ usage_domains: [0, 15]
 control_domains: [0, 7, 15]
 `)
 
+test('a Secure Execution guest is recorded as one; its queues\' bind states are not part of the topology', t => {
+  const original = new Host(loadTopology(`
+host: kvm
+secure_execution: true
+qci: { features: [APSC, APXA, QACT, RC8A, APSB] }
+adapters: [{ id: 4, type: CEX8, mode: ep11 }, { id: 5, type: CEX8, mode: accel }]
+usage_domains: [4]
+modules: [zcrypt_cex4]
+`))
+  original.write('devices/ap/card04/04.0004/se_bind', '1')
+  const { read, list } = hostTree(original)
+  const r = recordTopology(read, list)
+  t.like(r.topology, { host: 'kvm', secure_execution: true })
+  t.deepEqual((r.topology.adapters as Array<{ functions: number }>).map(a => a.functions), [0x86000000, 0xea000000])
+  t.true(r.notes.some(n => /Secure Execution guest/.test(n)))
+  const copy = new Host(topologyFrom(r.topology))
+  t.is(copy.read('devices/ap/card04/04.0004/se_bind'), 'unbound\n')
+  t.is(copy.read('devices/ap/card05/05.0004/ap_functions'), '0xEA008000\n')
+})
+
 // ---------------------------------------------------------------------------------------
 // Through the CLI, from a plain-file copy of a mount
 

@@ -107,6 +107,7 @@ test('an empty document is an LPAR without QCI, adapters or domains, with both m
     t.deepEqual(topo, {
       kernel: 'newest',
       host: 'lpar',
+      secureExecution: false,
       qci: { available: false, features: [], maxAdapterId: 0, maxDomainId: 0 },
       interrupts: true,
       adapters: [],
