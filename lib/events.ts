@@ -113,7 +113,8 @@ export interface SynthTarget {
 }
 
 const UUID = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/
-const ALNUM = /^[A-Za-z0-9]+$/
+/** The kernel's isalnum(): its ctype table counts Latin-1's letters (not × or ÷) as letters. */
+const ALNUM = /^[A-Za-z0-9\xc0-\xd6\xd8-\xf6\xf8-\xff]+$/
 
 /** One trailing newline or NUL is ignored (kobject_action_type, kobject_action_args). */
 const chompOne = (s: string): string => s.endsWith('\n') || s.endsWith('\0') ? s.slice(0, -1) : s

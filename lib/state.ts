@@ -159,8 +159,8 @@ const vfio = obj<VfioState>({
 const seq = int(1, Number.MAX_SAFE_INTEGER)
 const usec = int(0, Number.MAX_SAFE_INTEGER)
 
-/** A zcrypt device node's name as the kernel keeps it: no `/` (stored as `!`), at most 31 bytes. */
-const zcdnName = bytes(/^(?!\.\.?$|create$|destroy$)[^/\0\n]{1,31}$/, 'a zcrypt node name')
+/** A zcrypt device node's name as the kernel keeps it: any bytes but `/` (stored as `!`) and NUL, at most 31. */
+const zcdnName = bytes(/^(?!\.\.?$|create$|destroy$)[^/\0]{1,31}$/, 'a zcrypt node name')
 
 const zcdn = obj<ZcdnState>({
   nodes: list(obj<ZcdnState['nodes'][number]>({ name: zcdnName, minor: id, ioctlmask: mask, apmask: mask, aqmask: mask, admask: mask }))

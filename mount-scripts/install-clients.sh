@@ -13,6 +13,7 @@ missing () {
   command -v virsh >/dev/null || need+=(libvirt-clients)
   command -v udevadm >/dev/null || need+=(udev)
   command -v systemd-analyze >/dev/null || need+=(systemd)
+  command -v sudo >/dev/null || need+=(sudo)
   [ -d /usr/lib/python3/dist-packages/pyudev ] || need+=(python3-pyudev)
   /usr/bin/python3 -c 'import pytest' 2>/dev/null || need+=(python3-pytest)
   command -v go >/dev/null || need+=(golang-go)

@@ -67,6 +67,7 @@ const RULES: Rule[] = [
   [/^kernel\/debug\/apsim\/lpar$/, always('EINVAL', 'EEXIST', 'ENOENT', 'ENODEV')],
   [/^kernel\/debug\/apsim\/guests$/, always('EINVAL', 'ENODEV', 'EBUSY', 'EPERM', 'ENOENT')],
   [/^kernel\/debug\/apsim\/restore$/, always('EINVAL', 'EOPNOTSUPP', 'ELOOP')],
+  [/^kernel\/debug\/apsim\/reset$/, always('EINVAL', 'EOPNOTSUPP', 'ELOOP')],
   // lib/faults.ts: a malformed rule (a valid one injects errnos on purpose: the fuzzer never forms one)
   [/^kernel\/debug\/apsim\/faults$/, always('EINVAL')]
 ]

@@ -106,10 +106,10 @@ test('the bus link leads udevadm to the device; the attribute walk climbs to the
   t.regex(walk, /ATTRS\{type\}=="CEX5C"/)
 })
 
-test('udevadm info --export-db enumerates every card, queue, the matrix device and the mdev', t => {
+test('udevadm info --export-db enumerates every card, queue, the matrix device, the mdev and zcrypt\'s z90crypt', t => {
   const devpaths = section('db').split('\n').filter(l => l.startsWith('P: ')).map(l => l.slice(3)).sort()
   const expected = ['04', '05', '06'].flatMap(a => [`/devices/ap/card${a}`, ...['0004', '0047', '00ab', '00ff'].map(d => `/devices/ap/card${a}/${a}.${d}`)])
-  t.deepEqual(devpaths, [...expected, '/devices/vfio_ap/matrix', `/devices/vfio_ap/matrix/${U}`].sort())
+  t.deepEqual(devpaths, [...expected, '/devices/vfio_ap/matrix', `/devices/vfio_ap/matrix/${U}`, '/devices/virtual/misc/z90crypt'].sort())
 })
 
 test('without SYSTEMD_DEVICE_VERIFY_SYSFS=0 libudev refuses a /sys that is not sysfs (why apsim run exports it)', t => {
