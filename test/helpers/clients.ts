@@ -55,3 +55,19 @@ export async function apsimRun (script: string, opts: string[] = [], env: NodeJS
     env: { ...process.env, APSIM_RUN_DIR: RUN_DIR, LC_ALL: 'C', ...env }
   })
 }
+
+/**
+ * Runs a libvirt session script (LIBVIRTD and `=== title` lines before each part) under
+ * `apsim run`; the output's parts by title. A failed session throws with its output.
+ */
+export async function libvirtSession (t: ExecutionContext, script: string): Promise<Map<string, string>> {
+  await ensureClients(t)
+  const r = await apsimRun(script, [], { NODEDEV_DRIVER: nodedevDriver() })
+  if (r.code !== 0) throw new Error(`the libvirt session failed (status ${r.code}):\n${r.stdout}\n${r.stderr}`)
+  const sections = new Map<string, string>()
+  for (const part of r.stdout.split(/^=== /m).slice(1)) {
+    const nl = part.indexOf('\n')
+    sections.set(part.slice(0, nl), part.slice(nl + 1))
+  }
+  return sections
+}

@@ -5,7 +5,7 @@
  * mdevctl used directly, adapters added and removed with the control plane, udevadm settle.
  */
 import test from 'ava'
-import { apsimRun, ensureClients, LIBVIRTD, nodedevDriver } from '../helpers/clients.js'
+import { LIBVIRTD, libvirtSession } from '../helpers/clients.js'
 
 const U = '3cd4b1a8-0000-4000-8000-000000000047'
 const D = '3cd4b1a8-0000-4000-8000-0000000000ab'
@@ -79,16 +79,7 @@ section events cat $T/events
 
 let sections: Map<string, string>
 
-test.before(async t => {
-  await ensureClients(t)
-  const r = await apsimRun(SCRIPT, [], { NODEDEV_DRIVER: nodedevDriver() })
-  if (r.code !== 0) throw new Error(`the libvirt session failed (status ${r.code}):\n${r.stdout}\n${r.stderr}`)
-  sections = new Map()
-  for (const part of r.stdout.split(/^=== /m).slice(1)) {
-    const nl = part.indexOf('\n')
-    sections.set(part.slice(0, nl), part.slice(nl + 1))
-  }
-})
+test.before(async t => { sections = await libvirtSession(t, SCRIPT) })
 
 const lines = (title: string): string[] => {
   const s = sections.get(title)

@@ -6,7 +6,7 @@
  * (exported by apsim run) makes it accept a /sys that is not sysfs.
  */
 import test from 'ava'
-import { apsimRun, ensureClients, LIBVIRTD, nodedevDriver } from '../helpers/clients.js'
+import { LIBVIRTD, libvirtSession } from '../helpers/clients.js'
 
 const U1 = '62177883-f1bb-47f0-914d-32a22e3a8804'
 const U2 = '22222222-2222-3333-4444-555555555555'
@@ -46,16 +46,7 @@ section libvirtd-log cat /run/libvirtd.log
 
 let sections: Map<string, string>
 
-test.before(async t => {
-  await ensureClients(t)
-  const r = await apsimRun(SCRIPT, [], { NODEDEV_DRIVER: nodedevDriver() })
-  if (r.code !== 0) throw new Error(`the libvirt session failed (status ${r.code}):\n${r.stdout}\n${r.stderr}`)
-  sections = new Map()
-  for (const part of r.stdout.split(/^=== /m).slice(1)) {
-    const nl = part.indexOf('\n')
-    sections.set(part.slice(0, nl), part.slice(nl + 1))
-  }
-})
+test.before(async t => { sections = await libvirtSession(t, SCRIPT) })
 
 const section = (title: string): string => {
   const s = sections.get(title)
