@@ -24,8 +24,8 @@ import { UdevDatabase } from '../lib/udev.js'
 import type { Logger } from './log.js'
 import { ensureRunDir, errCode, RUN_DIR } from './runtime.js'
 
-export const FEED_BACKLOG_MAX = 4 * 1024 * 1024
-export const DELIVERY_WAIT_MS = 1000
+const FEED_BACKLOG_MAX = 4 * 1024 * 1024
+const DELIVERY_WAIT_MS = 1000
 
 /** The feed socket of the mount at `dir` (canonical); mount-scripts/apsim-ns.sh finds it the same way. */
 export const feedSocket = (dir: string): string =>
@@ -39,7 +39,6 @@ const frame = (payload: Uint8Array): Buffer => {
 }
 
 export interface UdevFeed {
-  path: string
   /** Undefined when every event so far was broadcast; else settles once they are (or soon). */
   delivered: () => Promise<void> | undefined
   close: () => void
@@ -57,7 +56,7 @@ export async function serveUdevFeed (uevents: UeventLog, socketPath: string, log
   const relays = new Set<Relay>()
   let db: UdevDatabase | undefined
   let unsubscribe: (() => void) | undefined
-  let dropped = 0
+  let warnedDrop = false
   let waiters: Array<() => void> = []
   // A relay that kept a store waiting DELIVERY_WAIT_MS is not waited for again until it caught up.
   const pending = (): boolean => { for (const r of relays) if (r.acked < r.sent && !r.stalled) return true; return false }
@@ -73,7 +72,8 @@ export async function serveUdevFeed (uevents: UeventLog, socketPath: string, log
     const f = frame(msg)
     for (const r of relays) {
       if (r.sock.writableLength > FEED_BACKLOG_MAX) {
-        if (dropped++ === 0) log.warn({ feed: socketPath }, 'a udev relay does not keep up: events dropped')
+        if (!warnedDrop) log.warn({ feed: socketPath }, 'a udev relay does not keep up: events dropped')
+        warnedDrop = true
         continue
       }
       r.sock.write(f)
@@ -110,7 +110,6 @@ export async function serveUdevFeed (uevents: UeventLog, socketPath: string, log
   chmodSync(socketPath, 0o600)
   server.unref()
   return {
-    path: socketPath,
     delivered: () => {
       if (!pending()) return undefined
       return new Promise<void>(resolve => {

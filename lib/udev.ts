@@ -11,10 +11,6 @@ import type { Uevent } from './events.js'
 /** libudev's message magic; stored big-endian, as subscribers' BPF filters load it. */
 export const UDEV_MONITOR_MAGIC = 0xfeedcafe
 export const UDEV_HEADER_SIZE = 40
-/** The netlink multicast group udevd sends to ("udev"; 1 is the kernel's). */
-export const UDEV_GROUP = 2
-/** A listener's receive buffer: a larger message is truncated and dropped by libudev. */
-export const UDEV_MESSAGE_MAX = 8192
 
 /** MurmurHash2 (32-bit, seed 0, little-endian words): libudev's string hash for filters. */
 export function murmurHash2 (data: Uint8Array, seed = 0): number {
@@ -41,10 +37,10 @@ export function murmurHash2 (data: Uint8Array, seed = 0): number {
   return h >>> 0
 }
 
-const utf8 = new TextEncoder()
-const latin1 = (s: string): Uint8Array => Uint8Array.from(s, c => c.charCodeAt(0) & 0xff)
+/** The model's strings are byte strings (stores are latin1): hashed and sent as those bytes. */
+const bytes = (s: string): Buffer => Buffer.from(s, 'latin1')
 
-const stringHash = (s: string): number => murmurHash2(utf8.encode(s))
+const stringHash = (s: string): number => murmurHash2(bytes(s))
 
 /** The 64-bit tag bloom filter as [hi, lo]: four bits per tag, picked from its hash. */
 export function tagBloom (tags: readonly string[]): [number, number] {
@@ -64,7 +60,7 @@ export function tagBloom (tags: readonly string[]): [number, number] {
  * SUBSYSTEM, the device's variables, SEQNUM) and USEC_INITIALIZED, when the device was first
  * seen (CLOCK_MONOTONIC, the clock of the kernel log's timestamps).
  */
-export function udevProperties (e: Uevent, usecInitialized: number): Array<[string, string]> {
+function udevProperties (e: Uevent, usecInitialized: number): Array<[string, string]> {
   return [
     ['ACTION', e.action],
     ['DEVPATH', e.devpath],
@@ -82,23 +78,21 @@ export function udevProperties (e: Uevent, usecInitialized: number): Array<[stri
  */
 export function udevMessage (props: Array<[string, string]>): Uint8Array {
   const get = (k: string): string | undefined => props.find(p => p[0] === k)?.[1]
-  const body = latin1(props.map(([k, v]) => `${k}=${v}\0`).join(''))
-  const tags = (get('TAGS') ?? '').split(':').filter(t => t !== '')
-  const [bloomHi, bloomLo] = tagBloom(tags)
-  const msg = new Uint8Array(UDEV_HEADER_SIZE + body.length)
-  msg.set(utf8.encode('libudev\0'), 0)
-  const v = new DataView(msg.buffer)
-  // The magic and the hashes in network order; the sizes in the host's (little-endian here).
-  v.setUint32(8, UDEV_MONITOR_MAGIC, false)
-  v.setUint32(12, UDEV_HEADER_SIZE, true)
-  v.setUint32(16, UDEV_HEADER_SIZE, true)
-  v.setUint32(20, body.length, true)
-  v.setUint32(24, stringHash(get('SUBSYSTEM') ?? ''), false)
+  const body = bytes(props.map(([k, v]) => `${k}=${v}\0`).join(''))
+  const [bloomHi, bloomLo] = tagBloom((get('TAGS') ?? '').split(':').filter(t => t !== ''))
   const devtype = get('DEVTYPE')
-  v.setUint32(28, devtype === undefined ? 0 : stringHash(devtype), false)
-  v.setUint32(32, bloomHi, false)
-  v.setUint32(36, bloomLo, false)
-  msg.set(body, UDEV_HEADER_SIZE)
+  const msg = Buffer.alloc(UDEV_HEADER_SIZE + body.length) // zeroed: "libudev" ends in its NUL
+  msg.write('libudev', 0, 'latin1')
+  // The magic and the hashes in network order; the sizes in the host's (little-endian here).
+  msg.writeUInt32BE(UDEV_MONITOR_MAGIC, 8)
+  msg.writeUInt32LE(UDEV_HEADER_SIZE, 12)
+  msg.writeUInt32LE(UDEV_HEADER_SIZE, 16)
+  msg.writeUInt32LE(body.length, 20)
+  msg.writeUInt32BE(stringHash(get('SUBSYSTEM') ?? ''), 24)
+  msg.writeUInt32BE(devtype === undefined ? 0 : stringHash(devtype), 28)
+  msg.writeUInt32BE(bloomHi, 32)
+  msg.writeUInt32BE(bloomLo, 36)
+  body.copy(msg, UDEV_HEADER_SIZE)
   return msg
 }
 

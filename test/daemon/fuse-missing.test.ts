@@ -4,8 +4,6 @@
  * CAP_SYS_ADMIN (dropped from the bounding set, as `docker run` without --cap-add does), and
  * /dev/fuse closed to a user who is not root (the kernel's 0600, without udev's rule).
  */
-import { chownSync, mkdirSync } from 'node:fs'
-import path from 'node:path'
 import test from 'ava'
 import { CLI, requireFuse, run } from '../helpers/mount.js'
 import { TEST_USER, userCopy, type UserCopy } from '../helpers/user.js'
@@ -22,15 +20,9 @@ test.after.always(() => { user?.remove() })
 const privateDev = (cmd: string, fuseMode?: string): string[] => ['--mount', '--propagation', 'private', '--', 'bash', '-c',
   `mount -t tmpfs tmpfs /dev && mknod -m 666 /dev/null c 1 3 ${fuseMode === undefined ? '' : `&& mknod -m ${fuseMode} /dev/fuse c 10 229`} && exec ${cmd}`]
 
-const mountpoint = async (name: string): Promise<string> => {
-  const dir = path.join(user.home, name)
-  mkdirSync(dir)
-  chownSync(dir, Number((await run('id', ['-u', TEST_USER])).stdout), Number((await run('id', ['-g', TEST_USER])).stdout))
-  return dir
-}
 
 test('no /dev/fuse: mount and run name the device and the container flags', async t => {
-  const dir = await mountpoint('nodev')
+  const dir = user.dir('nodev')
   const m = await run('unshare', privateDev(`${process.execPath} ${CLI} mount ${dir}`))
   t.is(m.code, 1)
   t.regex(m.stderr, new RegExp(`^apsim: cannot mount ${dir}: there is no /dev/fuse \\(no fuse module, or a container started without the device\\): modprobe fuse, or give the container the device and the right to mount, e\\.g\\. docker run --device /dev/fuse --cap-add SYS_ADMIN`, 'm'))
@@ -40,14 +32,14 @@ test('no /dev/fuse: mount and run name the device and the container flags', asyn
 })
 
 test('root without CAP_SYS_ADMIN: the capability and --cap-add SYS_ADMIN', async t => {
-  const dir = await mountpoint('nocap')
+  const dir = user.dir('nocap')
   const m = await run('setpriv', ['--bounding-set=-sys_admin', '--inh-caps=-sys_admin', '--', process.execPath, CLI, 'mount', dir])
   t.is(m.code, 1)
   t.regex(m.stderr, new RegExp(`^apsim: cannot mount ${dir}: this process lacks CAP_SYS_ADMIN, which mounting needs \\(a container without it\\): e\\.g\\. docker run --device /dev/fuse --cap-add SYS_ADMIN .*rootless mode`, 'm'))
 })
 
 test('a user who is not root and a /dev/fuse of mode 0600: the mode udev\'s rule gives it', async t => {
-  const dir = await mountpoint('closed')
+  const dir = user.dir('closed')
   const m = await run('unshare', privateDev(`setpriv --reuid ${TEST_USER} --regid ${TEST_USER} --clear-groups -- env APSIM_RUN_DIR=${user.home}/run ${process.execPath} ${user.cli} mount ${dir}`, '600'))
   t.is(m.code, 1)
   t.regex(m.stderr, new RegExp(`^apsim: cannot mount ${dir}: /dev/fuse cannot be opened by this user \\(EACCES\\); non-root FUSE needs it mode 0666, as the fuse package's udev rule makes it: chmod 0666 /dev/fuse`, 'm'))

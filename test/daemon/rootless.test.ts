@@ -5,7 +5,6 @@
  * gives a host that user can configure; where user namespaces are refused, the reason names
  * the setting.
  */
-import { chownSync, mkdirSync } from 'node:fs'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import test from 'ava'
@@ -83,9 +82,7 @@ test('--env-only as a user who is not root: a host that user owns and can config
  * sysctl would (this machine does not let even root change it).
  */
 test('where user namespaces are refused, apsim-ns.sh says so and names the setting', async t => {
-  const dir = path.join(user.home, 'refused')
-  mkdirSync(dir)
-  chownSync(dir, Number((await run('id', ['-u', TEST_USER])).stdout), Number((await run('id', ['-g', TEST_USER])).stdout))
+  const dir = user.dir('refused')
   const m = await user.as(process.execPath, [user.cli, 'mount', dir, '--daemon'])
   t.is(m.code, 0, m.stderr)
   try {

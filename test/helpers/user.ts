@@ -3,7 +3,7 @@
  * no home), with a world-readable copy of the build to run (a checkout under /root is not
  * readable by others), and a way to run a command as that user.
  */
-import { mkdtempSync, rmSync } from 'node:fs'
+import { chownSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { CLI, run, type ShResult } from './mount.js'
@@ -27,6 +27,8 @@ export interface UserCopy {
   cli: string
   /** A directory the user owns (its runtime dir, mount points, files). */
   home: string
+  /** A new directory `home/name`, the user's (a mount point for it). */
+  dir: (name: string) => string
   /** Runs `cmd args` as TEST_USER (LC_ALL=C, APSIM_RUN_DIR in `home`), cwd `home`. */
   as: (cmd: string, args: string[], env?: NodeJS.ProcessEnv) => Promise<ShResult>
   remove: () => void
@@ -40,9 +42,16 @@ export async function userCopy (): Promise<UserCopy> {
   const home = path.join(tmp, 'home')
   const copy = await run('bash', ['-c', `cp -a build node_modules package.json mount-scripts "${tmp}/" && chmod -R a+rX "${tmp}" && chmod a+x "${tmp}" && mkdir "${home}" && chown ${TEST_USER}: "${home}"`], { cwd: repo })
   if (copy.code !== 0) throw new Error(`cannot copy the build for ${TEST_USER}: ${copy.stderr}`)
+  const [uid, gid] = await Promise.all(['-u', '-g'].map(async o => Number((await run('id', [o, TEST_USER])).stdout)))
   return {
     cli: path.join(tmp, path.relative(repo, CLI)),
     home,
+    dir: name => {
+      const dir = path.join(home, name)
+      mkdirSync(dir)
+      chownSync(dir, uid, gid)
+      return dir
+    },
     as: async (cmd, args, env = {}) => await run('setpriv', ['--reuid', TEST_USER, '--regid', TEST_USER, '--clear-groups', '--', cmd, ...args], {
       cwd: home,
       env: { ...process.env, HOME: home, LC_ALL: 'C', APSIM_RUN_DIR: path.join(home, 'run'), ...env }
