@@ -370,7 +370,11 @@ export class Host {
    */
   restore (state: HostState): void {
     const s = parseHostState(state)
-    const topology = topologyFrom(s.topology, 'state topology')
+    this.install(s, topologyFrom(s.topology, 'state topology'))
+  }
+
+  /** Builds a checked state's host aside, then swaps it in (restore's second half). */
+  private install (s: HostState, topology: Topology): void {
     let model: Model
     let guests: Array<[string, { system: GuestSystem, view: DirNode }]>
     this.klog.muted = this.uevents.muted = true
@@ -421,8 +425,9 @@ export class Host {
   /** A host booted from a snapshot; `reset()` goes back to it. */
   static fromState (state: HostState, opts: HostOptions = {}): Host {
     const s = parseHostState(state)
-    const host = new Host(topologyFrom(s.topology, 'state topology'), opts)
-    host.restore(s)
+    const topology = topologyFrom(s.topology, 'state topology')
+    const host = new Host(topology, opts)
+    host.install(s, topology)
     host.booted = host.snapshot()
     return host
   }
